@@ -1,0 +1,75 @@
+"""Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper (SPEC §3.6)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper (SPEC §8).
+PAPER = {
+    "mnist": ("acc", 0.989, 0.983, 0.002),
+    "cifar10": ("acc", 0.955, 0.933, 0.000),
+    "cifar100": ("acc", 0.775, 0.677, 0.003),
+    "caltech101": ("acc", 0.766, 0.735, 0.008),
+    "camvid": ("mIoU", 0.594, 0.535, None),
+    "nyuv2": ("mIoU", 0.517, 0.364, None),
+}
+
+
+def read_runs(path: Path) -> list[list[float]]:
+    """One CSV row per run, each the per-epoch metric list."""
+    with open(path, newline="") as f:
+        return [[float(v) for v in row] for row in csv.reader(f) if row]
+
+
+def summarise(runs: list[list[float]]) -> dict[str, float | list[float]]:
+    bests = [max(run) for run in runs]
+    lasts = [run[-1] for run in runs]
+    return {
+        "bests": bests,
+        "lasts": lasts,
+        "mean": float(np.mean(bests)),
+        "std": float(np.std(bests)),  # population std (ddof=0), as the original
+        "best": float(np.max(bests)),
+        "last_mean": float(np.mean(lasts)),
+        "last_std": float(np.std(lasts)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Summarise DFAD CSV logs")
+    parser.add_argument("--log", required=True, help="a CSV written by a DFAD script")
+    parser.add_argument("--paper", choices=tuple(PAPER), default=None,
+                        help="the paper row to compare with (default: from the file name)")
+    args = parser.parse_args(argv)
+    path = Path(args.log)
+    if not path.is_file():
+        print(f"error: no such log: {path} (DFAD scripts write log/DFAD-<dataset>.csv)",
+              file=sys.stderr)
+        return 1
+    runs = read_runs(path)
+    if not runs:
+        print(f"error: {path} holds no runs yet", file=sys.stderr)
+        return 1
+    s = summarise(runs)
+    print(f"runs: {len(runs)}")
+    print("best per run: " + ", ".join(f"{v:.4f}" for v in s["bests"]))
+    print("last per run: " + ", ".join(f"{v:.4f}" for v in s["lasts"]))
+    print(f"Mean={s['mean']:.4f}, Std={s['std']:.4f}, Best={s['best']:.4f}")
+    print(f"last epoch: Mean={s['last_mean']:.4f}, Std={s['last_std']:.4f}")
+    match = re.fullmatch(r"DFAD-(.+)\.csv", path.name)
+    key = args.paper or (match.group(1) if match else None)
+    if key in PAPER:
+        metric, teacher, mean, std = PAPER[key]
+        spread = f" ± {std:.3f}" if std is not None else ""
+        print(f"paper ({key}, {metric}): DFAD {mean:.3f}{spread}, teacher {teacher:.3f} | "
+              f"reproduced: {s['mean']:.3f} ± {s['std']:.3f} over {len(runs)} run(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared machinery of the DFAD scripts: the adversarial loop, teacher training, checkpoints, CLI."""

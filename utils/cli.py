@@ -1,0 +1,117 @@
+"""Command-line flags shared by the entry scripts, with the original's names and spellings."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from utils.misc import UserError
+
+
+def positive_int(minimum: int = 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> None:
+    """Device, seed and loader flags. Both spellings of the original flags are accepted."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto = cuda when available (default: auto)")
+    parser.add_argument("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
+                        help="the original flag: same as --device cpu")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--num_workers", type=positive_int(0), default=num_workers,
+                        help=f"data loader workers (default: {num_workers})")
+    parser.add_argument("--log-interval", "--log_interval", dest="log_interval",
+                        type=positive_int(1), default=10,
+                        help="iterations between log lines (default: 10)")
+    parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
+                        help="evaluate once and exit")
+    parser.add_argument("--download", action="store_true",
+                        help="download the dataset if it is missing (MNIST and CIFAR try anyway)")
+
+
+def add_dfad_args(
+    parser: argparse.ArgumentParser,
+    *,
+    datasets: Sequence[str],
+    model: str,
+    ckpt: str,
+    batch_size: int,
+    test_batch_size: int,
+    epochs: int,
+    lr_S: float,
+    weight_decay: float,
+    nz: int,
+) -> None:
+    """The flags of every DFAD_*.py script (SPEC §3.2); the defaults are each paper row's."""
+    parser.add_argument("--batch_size", type=positive_int(2), default=batch_size,
+                        help=f"generated samples per step (default: {batch_size})")
+    parser.add_argument("--test_batch_size", type=positive_int(1), default=test_batch_size,
+                        help=f"batch size of the real test set (default: {test_batch_size})")
+    parser.add_argument("--epochs", type=positive_int(1), default=epochs,
+                        help=f"number of 'epochs' of --epoch_itrs iterations (default: {epochs})")
+    parser.add_argument("--epoch_itrs", type=positive_int(1), default=50,
+                        help="iterations (5 student + 1 generator step) per epoch (default: 50)")
+    parser.add_argument("--lr_S", type=positive_float, default=lr_S,
+                        help=f"student SGD learning rate (default: {lr_S})")
+    parser.add_argument("--lr_G", type=positive_float, default=1e-3,
+                        help="generator Adam learning rate (default: 1e-3)")
+    parser.add_argument("--weight_decay", type=non_negative_float, default=weight_decay,
+                        help=f"student weight decay (default: {weight_decay})")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="accepted for compatibility and ignored: the student's SGD momentum "
+                             "is fixed at 0.9 as in the original (SPEC §10.16)")
+    parser.add_argument("--nz", type=positive_int(1), default=nz,
+                        help=f"latent size of the generator (default: {nz})")
+    parser.add_argument("--scheduler", action="store_true",
+                        help="decay both learning rates (the schedule is the paper row's)")
+    parser.add_argument("--step_size", type=positive_int(1), default=100,
+                        help="StepLR period in epochs, where the row uses StepLR (default: 100)")
+    parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
+    parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
+                        help=f"default: {datasets[0]}")
+    parser.add_argument("--model", choices=(model,), default=model,
+                        help="the student (a label: the script fixes the architecture)")
+    parser.add_argument("--ckpt", default=ckpt, help=f"teacher state_dict (default: {ckpt})")
+    parser.add_argument("--stu_ckpt", default=None,
+                        help="start from this student state_dict (and its -generator.pt if present)")
+    add_runtime_args(parser)
+
+
+def run_main(get_parser: Callable[[], argparse.ArgumentParser],
+             main: Callable[[argparse.Namespace], object],
+             argv: Sequence[str] | None = None) -> None:
+    """Parse flags and run `main`; a UserError becomes one line on stderr and exit code 1."""
+    args = get_parser().parse_args(argv)
+    try:
+        main(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

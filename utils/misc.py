@@ -1,0 +1,71 @@
+"""Run set-up shared by every entry script: errors, seeding, device choice, config dump."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, wrong checkpoint, ...): reported as one line."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG the original seeds (SPEC §3.1 step 2) and make cudnn deterministic."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(args: argparse.Namespace) -> torch.device:
+    """`--device auto` picks CUDA when present; `--no-cuda` (the original flag) forces the CPU."""
+    if getattr(args, "no_cuda", False) or args.device == "cpu":
+        return torch.device("cpu")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was given but CUDA is not available: use --device cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dump_config(args: argparse.Namespace, path: str | Path) -> None:
+    """Print the full config once and write it as JSON next to the run's logs."""
+    config = vars(args)
+    print("config: " + json.dumps(config, sort_keys=True))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def append_csv_row(path: str | Path, values: Sequence[float]) -> None:
+    """One row per run: the per-epoch metric list (SPEC §3.1), read by get_results.py."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(values)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def step_schedulers(schedulers: Sequence[LRScheduler]) -> None:
+    """Step LR schedulers; the original steps them before the epoch's first optimizer step."""
+    with warnings.catch_warnings():
+        # Stepping before the first optimizer step is deliberate (SPEC §3.1): silence the hint.
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for scheduler in schedulers:
+            scheduler.step()
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items())
