@@ -1,1 +1,1 @@
-"""Shared machinery of the DFAD scripts: the adversarial loop, teacher training, checkpoints, CLI."""
+"""Shared machinery of the scripts: the adversarial loop, teacher training, checkpoints, CLI."""

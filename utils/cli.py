@@ -101,7 +101,7 @@ def add_dfad_args(
                         help="the student (a label: the script fixes the architecture)")
     parser.add_argument("--ckpt", default=ckpt, help=f"teacher state_dict (default: {ckpt})")
     parser.add_argument("--stu_ckpt", default=None,
-                        help="start from this student state_dict (and its -generator.pt if present)")
+                        help="start from this student state_dict (and its -generator.pt)")
     add_runtime_args(parser)
 
 

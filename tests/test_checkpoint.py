@@ -1,0 +1,44 @@
+"""Checkpoint files: atomic writes and strict, safe loading with one-line errors."""
+import pytest
+import torch
+
+from network.lenet import LeNet5, LeNet5Half
+from utils.checkpoint import load_teacher, load_weights, save_atomic
+from utils.misc import UserError
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    good = LeNet5().state_dict()
+    save_atomic(good, path)
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic(LeNet5().state_dict(), path)
+    monkeypatch.undo()
+    reloaded = torch.load(path, weights_only=True)
+    assert all(torch.equal(reloaded[k], good[k]) for k in good)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_teacher_is_frozen_and_in_eval_mode(tmp_path):
+    torch.save(LeNet5().state_dict(), tmp_path / "t.pt")
+    teacher = load_teacher(LeNet5(), tmp_path / "t.pt", torch.device("cpu"))
+    assert not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_wrong_architecture_names_keys_and_shapes(tmp_path):
+    torch.save(LeNet5().state_dict(), tmp_path / "t.pt")
+    with pytest.raises(UserError, match=r"conv1.weight: checkpoint \[6, 1, 5, 5\] vs model"):
+        load_weights(LeNet5Half(), tmp_path / "t.pt")
+
+
+def test_not_a_checkpoint(tmp_path):
+    (tmp_path / "junk.pt").write_text("hello")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        load_weights(LeNet5(), tmp_path / "junk.pt")
