@@ -10,6 +10,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from dataset.caltech import Caltech101
+from dataset.camvid import CamVid
+from dataset.nyu import NYUv2
+from utils import ext_transforms as et
 from utils.misc import UserError
 
 
@@ -25,6 +29,59 @@ def _mnist(root: str, train: bool, download: bool) -> Dataset:
         what="the four idx files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
              "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",
     )
+
+
+# SPEC §5: the CIFAR-10 statistics, used for CIFAR-100 too (as the original does).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+def _cifar(cls: type, root: str, train: bool, download: bool) -> Dataset:
+    normalize = [transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)]
+    augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    return _torchvision_dataset(
+        cls, root, train, download, transforms.Compose(augment + normalize if train else normalize),
+        where=Path(root) / cls.base_folder,
+        what=f"the python-version batches extracted from {cls.filename}",
+    )
+
+
+def _cifar10(root: str, train: bool, download: bool) -> Dataset:
+    return _cifar(datasets.CIFAR10, root, train, download)
+
+
+def _cifar100(root: str, train: bool, download: bool) -> Dataset:
+    return _cifar(datasets.CIFAR100, root, train, download)
+
+
+def _caltech101(root: str, train: bool, download: bool) -> Dataset:
+    """128 px, shorter side first; Normalize(0.5, 0.5) maps to [-1, 1], GeneratorB's Tanh range."""
+    size = [transforms.Resize(128)]
+    crop = ([transforms.RandomCrop(128), transforms.RandomHorizontalFlip()] if train
+            else [transforms.CenterCrop(128)])
+    normalize = [transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)]
+    return Caltech101(root, train=train, transform=transforms.Compose(size + crop + normalize),
+                      download=download)
+
+
+def _segmentation_transforms(train: bool) -> et.ExtCompose:
+    """SPEC §5: shorter side 256; train on random 128 crops (GeneratorB's size), test on the full
+    256x341 image; Normalize(0.5, 0.5) maps to [-1, 1], GeneratorB's Tanh range (SPEC §10.17)."""
+    size = [et.ExtResize(256)]
+    crop = ([et.ExtRandomCrop(128, pad_if_needed=True), et.ExtRandomHorizontalFlip()] if train
+            else [])
+    normalize = [et.ExtToTensor(), et.ExtNormalize((0.5,) * 3, (0.5,) * 3)]
+    return et.ExtCompose(size + crop + normalize)
+
+
+def _camvid(root: str, train: bool, download: bool) -> Dataset:
+    """`root` is the CamVid folder itself (README: --data_root ./data/CamVid); no download."""
+    return CamVid(root, "train" if train else "test", _segmentation_transforms(train))
+
+
+def _nyuv2(root: str, train: bool, download: bool) -> Dataset:
+    """`root` is the NYUv2 folder itself (README: --data_root ./data/NYUv2); no download."""
+    return NYUv2(root, "train" if train else "test", _segmentation_transforms(train))
 
 
 def _torchvision_dataset(cls: type, root: str, train: bool, download: bool,
@@ -56,6 +113,11 @@ class DatasetEntry:
 
 DATASETS: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(_mnist, num_classes=10),
+    "cifar10": DatasetEntry(_cifar10, num_classes=10),
+    "cifar100": DatasetEntry(_cifar100, num_classes=100),
+    "caltech101": DatasetEntry(_caltech101, num_classes=101),
+    "camvid": DatasetEntry(_camvid, num_classes=11),
+    "nyuv2": DatasetEntry(_nyuv2, num_classes=13),
 }
 
 
@@ -78,3 +140,11 @@ def get_dataloader(
                              batch_size=args.test_batch_size, shuffle=False,
                              num_workers=workers, pin_memory=pin)
     return train_loader, test_loader
+
+
+def check_num_classes(loader: DataLoader, num_classes: int) -> None:
+    """More labels than outputs fails deep inside the loss; say it in one line up front."""
+    classes = getattr(loader.dataset, "classes", None)
+    if classes is not None and len(classes) > num_classes:
+        raise UserError(f"the dataset has {len(classes)} classes but the model has only "
+                        f"{num_classes} outputs: raise --num_classes")

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.checkpoint import load_teacher, load_weights, save_atomic
 from utils.misc import UserError
@@ -42,3 +43,17 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_text("hello")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         load_weights(LeNet5(), tmp_path / "junk.pt")
+
+
+def test_other_head_size_names_both_sizes(tmp_path):
+    torch.save(LeNet5(num_classes=100).state_dict(), tmp_path / "t.pt")
+    with pytest.raises(UserError, match=r"has a 100-class head, the model \(LeNet5\) has 10 "
+                                        r"classes \(fc2.weight: checkpoint \[100, 84\]"):
+        load_weights(LeNet5(), tmp_path / "t.pt")
+
+
+def test_last_layer_before_a_batchnorm_is_not_called_a_head(tmp_path):
+    torch.save(GeneratorA(nz=8, ngf=4, nc=1).state_dict(), tmp_path / "g.pt")
+    with pytest.raises(UserError, match="does not match GeneratorA: shape mismatch") as err:
+        load_weights(GeneratorA(nz=8, ngf=4, nc=3), tmp_path / "g.pt")
+    assert "head" not in str(err.value)

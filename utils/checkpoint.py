@@ -48,6 +48,25 @@ def read_state_dict(path: str | Path) -> Mapping[str, torch.Tensor]:
     return state
 
 
+def _head_sizes(
+    state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+) -> tuple[str, int, int] | None:
+    """(module, checkpoint classes, model classes) when the model ends in an output layer whose
+    weight differs from the checkpoint's in the first dimension only; else None."""
+    keys = list(expected)
+    weights = [k for k in keys if k.endswith("weight") and expected[k].dim() >= 2]
+    if not weights or weights[-1] not in state:
+        return None
+    key = weights[-1]
+    module = key.rpartition(".")[0]
+    if any(k.rpartition(".")[0] != module for k in keys[keys.index(key):]):
+        return None  # something (e.g. a generator's final BatchNorm) follows: not a class head
+    ours, theirs = expected[key].shape, state[key].shape
+    if len(ours) != len(theirs) or ours[0] == theirs[0] or ours[1:] != theirs[1:]:
+        return None
+    return module, theirs[0], ours[0]
+
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Strict load that names the first mismatching keys and shapes instead of a traceback."""
     state = read_state_dict(path)
@@ -55,12 +74,23 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     name = type(model).__name__
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
+    mismatched_keys = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     mismatched = [
         f"{k}: checkpoint {list(state[k].shape)} vs model {list(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
+        for k in mismatched_keys
     ]
     problems = []
+    head = _head_sizes(state, expected)
+    if head is not None:
+        module, theirs, ours = head
+        sizes = f"has a {theirs}-class head, the model ({name}) has {ours} classes"
+        if not missing and not unexpected and all(
+            k.rpartition(".")[0] == module for k in mismatched_keys
+        ):
+            # Only the output layer differs: most likely a teacher of another dataset.
+            raise UserError(f"checkpoint {path} {sizes} ({mismatched[0]}): "
+                            "is it a checkpoint for another dataset?")
+        problems.append(f"it {sizes}")
     if mismatched:
         problems.append("shape mismatch " + "; ".join(mismatched[:3]))
     if missing:

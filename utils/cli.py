@@ -54,7 +54,8 @@ def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> N
     parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
                         help="evaluate once and exit")
     parser.add_argument("--download", action="store_true",
-                        help="download the dataset if it is missing (MNIST and CIFAR try anyway)")
+                        help="download the dataset if it is missing (the original always tried "
+                             "for MNIST and CIFAR; we only do with this flag)")
 
 
 def add_dfad_args(
@@ -69,8 +70,14 @@ def add_dfad_args(
     lr_S: float,
     weight_decay: float,
     nz: int,
+    schedule: str | None = None,
+    uses_step_size: bool = True,
 ) -> None:
-    """The flags of every DFAD_*.py script (SPEC §3.2); the defaults are each paper row's."""
+    """The flags of every DFAD_*.py script (SPEC §3.2); the defaults are each paper row's.
+
+    `schedule` describes the row's --scheduler in --help; `uses_step_size=False` says there that
+    --step_size is accepted but ignored (CIFAR's fixed milestones, SPEC §10.22).
+    """
     parser.add_argument("--batch_size", type=positive_int(2), default=batch_size,
                         help=f"generated samples per step (default: {batch_size})")
     parser.add_argument("--test_batch_size", type=positive_int(1), default=test_batch_size,
@@ -91,9 +98,13 @@ def add_dfad_args(
     parser.add_argument("--nz", type=positive_int(1), default=nz,
                         help=f"latent size of the generator (default: {nz})")
     parser.add_argument("--scheduler", action="store_true",
-                        help="decay both learning rates (the schedule is the paper row's)")
+                        help=f"decay both learning rates: {schedule}" if schedule else
+                             "decay both learning rates (the schedule is the paper row's)")
     parser.add_argument("--step_size", type=positive_int(1), default=100,
-                        help="StepLR period in epochs, where the row uses StepLR (default: 100)")
+                        help="StepLR period in epochs, where the row uses StepLR (default: 100)"
+                             if uses_step_size else
+                             "accepted for compatibility and ignored: this script's --scheduler "
+                             "has fixed milestones (SPEC §10.22)")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
                         help=f"default: {datasets[0]}")

@@ -1,10 +1,12 @@
-"""Evaluation of a network on the real test set (classification; segmentation joins later)."""
+"""Evaluation of a network on the real test set: top-1 accuracy or segmentation mIoU."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
+
+from utils.stream_metrics import StreamSegMetrics
 
 
 @torch.no_grad()
@@ -23,3 +25,25 @@ def evaluate_classification(
         total += targets.numel()
     model.train(was_training)
     return {"acc": correct / total, "loss": loss_sum / total, "correct": correct, "total": total}
+
+
+@torch.no_grad()
+def evaluate_segmentation(
+    model: nn.Module, loader: DataLoader, device: torch.device
+) -> dict[str, float]:
+    """Metrics of one confusion matrix over every test pixel (label 255 ignored), not a mean of
+    per-batch scores (SPEC §3.1, §6); 'mIoU' selects the best student."""
+    was_training = model.training
+    model.eval()
+    metrics: StreamSegMetrics | None = None
+    for images, targets in loader:
+        logits = model(images.to(device))
+        if metrics is None:  # the class count is the model's: the loader does not know it
+            metrics = StreamSegMetrics(logits.shape[1], ignore_index=255)
+        metrics.update(logits.argmax(dim=1).cpu(), targets)
+    model.train(was_training)
+    if metrics is None:
+        raise ValueError("the test loader is empty")
+    results = metrics.get_results()
+    return {"mIoU": results["Mean IoU"], "overall_acc": results["Overall Acc"],
+            "mean_acc": results["Mean Acc"], "freqw_acc": results["FreqW Acc"]}

@@ -1,0 +1,6 @@
+"""Datasets in their real on-disk layouts (SPEC §5): what torchvision does not ship as-is."""
+from dataset.caltech import Caltech101
+from dataset.camvid import CamVid
+from dataset.nyu import NYUv2
+
+__all__ = ["CamVid", "Caltech101", "NYUv2"]
