@@ -10,13 +10,15 @@ import argparse
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
-from dataloader import DATASETS, get_dataloader
+from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, get_dataloader
 from network import gan, resnet_8x
 from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
 from utils.misc import dump_config, resolve_device, seed_everything
+from utils.run_logger import RunLogger
+from utils.sample_grids import ClassificationPanels, Denormalize
 
 MILESTONES = [100, 200]  # SPEC §3.2: MultiStepLR, gamma 0.1; --step_size plays no part
 
@@ -72,8 +74,11 @@ def main(args: argparse.Namespace) -> list[float]:
     student = resnet_8x.ResNet18_8x(num_classes)
     generator = gan.GeneratorA(nz=args.nz, nc=3, img_size=32)
     _, test_loader = get_dataloader(args, train=False)
+    logger = RunLogger.from_args(
+        args, run=f"DFAD-{args.dataset}", env="DFAD-cifar",
+        draw=ClassificationPanels(Denormalize(CIFAR_MEAN, CIFAR_STD), nz=args.nz))
     return distill(args, teacher, student, generator, test_loader, make_recipe(args.dataset),
-                   device)
+                   device, logger)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
 from utils.misc import dump_config, resolve_device, seed_everything
+from utils.run_logger import RunLogger
+from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,9 @@ def main(args: argparse.Namespace) -> list[float]:
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
         scheduler_at_epoch_start=True,
     )
-    return distill(args, teacher, student, generator, test_loader, recipe, device)
+    logger = RunLogger.from_args(args, run="DFAD-mnist", env="DFAD-mnist",
+                                 draw=ClassificationPanels(MNIST_TO_UNIT, nz=args.nz))
+    return distill(args, teacher, student, generator, test_loader, recipe, device, logger)
 
 
 if __name__ == "__main__":

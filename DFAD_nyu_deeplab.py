@@ -18,6 +18,8 @@ from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_log_mae
 from utils.evaluation import evaluate_segmentation
 from utils.misc import dump_config, resolve_device, seed_everything
+from utils.run_logger import RunLogger
+from utils.sample_grids import SegmentationPanels
 from utils.segmentation_images import save_segmentation_images
 
 NUM_CLASSES = 13
@@ -58,7 +60,9 @@ def main(args: argparse.Namespace) -> list[float]:
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, GAMMA),
         scheduler_at_epoch_start=False,  # SPEC §3.1: the segmentation scripts step at epoch end
     )
-    history = distill(args, teacher, student, generator, test_loader, recipe, device)
+    logger = RunLogger.from_args(args, run="DFAD-nyuv2", env="DFAD-nyuv2",
+                                 draw=SegmentationPanels(NYUv2.decode_target, nz=args.nz))
+    history = distill(args, teacher, student, generator, test_loader, recipe, device, logger)
     if args.save_img:
         # The student as the run leaves it (the last epoch, like the original's last test pass;
         # with --test_only, the --stu_ckpt one).

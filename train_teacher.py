@@ -8,12 +8,19 @@ from torch import nn
 from torch.optim import SGD
 from torch.optim.lr_scheduler import StepLR
 
-from dataloader import DATASETS, check_num_classes, get_dataloader
+from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
 from network import lenet, resnet_8x, torchvision_resnet
 from utils.checkpoint import load_weights
 from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
 from utils.evaluation import evaluate_classification
 from utils.misc import UserError, dump_config, resolve_device, seed_everything
+from utils.run_logger import RunLogger
+from utils.sample_grids import (
+    MINUS_ONE_TO_ONE,
+    MNIST_TO_UNIT,
+    ClassificationPanels,
+    Denormalize,
+)
 from utils.teacher import fit_teacher
 
 MODELS = ("lenet5", "resnet34_8x", "resnet34")
@@ -94,8 +101,13 @@ def main(args: argparse.Namespace) -> float:
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay)
     scheduler = StepLR(optimizer, args.step_size, 0.1) if args.scheduler else None
+    # Test images shown as they look, whatever Normalize the dataset's loader applied.
+    to_unit = {"mnist": MNIST_TO_UNIT, "cifar10": Denormalize(CIFAR_MEAN, CIFAR_STD),
+               "cifar100": Denormalize(CIFAR_MEAN, CIFAR_STD)}.get(args.dataset, MINUS_ONE_TO_ONE)
+    logger = RunLogger.from_args(args, run=f"teacher-{args.dataset}-{args.model}",
+                                 env=f"teacher-{args.dataset}", draw=ClassificationPanels(to_unit))
     return fit_teacher(args, model, train_loader, test_loader, optimizer, scheduler,
-                       F.cross_entropy, evaluate_classification, "acc", ckpt_path, device)
+                       F.cross_entropy, evaluate_classification, "acc", ckpt_path, device, logger)
 
 
 if __name__ == "__main__":

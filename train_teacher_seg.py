@@ -14,6 +14,8 @@ from torch.optim import SGD
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import DATASETS, check_num_classes, get_dataloader
+from dataset.camvid import CamVid
+from dataset.nyu import NYUv2
 from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
 from utils.checkpoint import load_weights
@@ -21,6 +23,8 @@ from utils.cli import add_runtime_args, non_negative_float, positive_float, posi
 from utils.evaluation import evaluate_segmentation
 from utils.losses import focal_loss
 from utils.misc import UserError, dump_config, format_metrics, resolve_device, seed_everything
+from utils.run_logger import RunLogger
+from utils.sample_grids import SegmentationPanels
 from utils.teacher import fit_teacher
 
 SEG_DATASETS = ("camvid", "nyuv2")
@@ -104,8 +108,12 @@ def main(args: argparse.Namespace) -> float:
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay)
     scheduler = StepLR(optimizer, args.step_size, args.gamma) if args.scheduler else None
+    decode_target = CamVid.decode_target if args.dataset == "camvid" else NYUv2.decode_target
+    logger = RunLogger.from_args(args, run=f"teacher-{args.dataset}-{args.model}",
+                                 env=f"teacher-seg-{args.dataset}",
+                                 draw=SegmentationPanels(decode_target))
     return fit_teacher(args, model, train_loader, test_loader, optimizer, scheduler, focal_loss,
-                       evaluate_segmentation, "mIoU", ckpt_path, device)
+                       evaluate_segmentation, "mIoU", ckpt_path, device, logger)
 
 
 if __name__ == "__main__":

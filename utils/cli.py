@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from utils.misc import UserError
+from utils.run_state import Interrupted
+from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 
 
 def positive_int(minimum: int = 1) -> Callable[[str], int]:
@@ -53,9 +55,23 @@ def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> N
                         help="iterations between log lines (default: 10)")
     parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
                         help="evaluate once and exit")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
+                        help="continue a stopped run from its -state.pt file (alone: this run's "
+                             "own state, next to its checkpoints)")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset if it is missing (the original always tried "
                              "for MNIST and CIFAR; we only do with this flag)")
+    parser.add_argument("--visdom_port", type=positive_int(1), default=DEFAULT_PORT,
+                        help=f"visdom server port (default: {DEFAULT_PORT}, the README's "
+                             f"`visdom -p {DEFAULT_PORT}`)")
+    parser.add_argument("--visdom_server", default=DEFAULT_SERVER,
+                        help=f"visdom server host or URL (default: {DEFAULT_SERVER}); without "
+                             "a server the plots go to log/<run>.visdom.log for a later replay")
+    parser.add_argument("--visdom_env", default=None,
+                        help="visdom environment (default: the script's, e.g. DFAD-mnist)")
+    parser.add_argument("--no_visdom", "--no-visdom", dest="no_visdom", action="store_true",
+                        help="no visdom at all (the metrics file and sample PNGs are still "
+                             "written)")
 
 
 def add_dfad_args(
@@ -126,3 +142,6 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as stop:
+        print(str(stop), file=sys.stderr)
+        sys.exit(128 + stop.signum)

@@ -9,6 +9,7 @@ metric. What differs between experiments (generator loss, metric, LR schedule) i
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +23,22 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
+from utils import distributed
+from utils.accel import Precision, maybe_compile
 from utils.checkpoint import load_weights, save_atomic
-from utils.misc import append_csv_row, format_metrics, step_schedulers
+from utils.misc import append_csv_row, ensure_writable, format_metrics, step_schedulers
+from utils.progress import progress_bar
+from utils.run_logger import RunLogger
+from utils.run_state import (
+    GracefulStop,
+    Interrupted,
+    check_finite,
+    load_state,
+    restore_rng,
+    resume_command,
+    resume_path,
+    save_state,
+)
 
 STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script (SPEC §1)
 STUDENT_MOMENTUM = 0.9  # hard-coded; --momentum is ignored (SPEC §10.16)
@@ -45,6 +60,7 @@ def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+FP32 = Precision(None, torch.device("cpu"))  # the default: every step in plain fp32
 Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 
 
@@ -65,6 +81,11 @@ class Recipe:
     @property
     def generator_ckpt(self) -> str:
         return str(Path(self.student_ckpt).with_suffix("")) + "-generator.pt"
+
+    @property
+    def state_path(self) -> str:
+        """The resumable state, rewritten after every epoch."""
+        return str(Path(self.student_ckpt).with_suffix("")) + "-state.pt"
 
     @property
     def csv_path(self) -> str:
@@ -107,19 +128,21 @@ def student_step(
     generator: nn.Module,
     optimizer_S: Optimizer,
     z: torch.Tensor,
+    precision: Precision | None = None,
 ) -> torch.Tensor:
     """Imitation: one SGD step of the student towards the teacher on a generated batch."""
-    with torch.no_grad():
-        # The generator is in train mode here, so its BN running stats update on every student
-        # step (SPEC §10.11). no_grad gives the same values as the original's detach.
-        x = generator(z)
-        t = teacher(x)
-    s = student(x)
-    loss = discrepancy(s, t)
+    precision = precision or FP32
+    with precision.autocast():
+        with torch.no_grad():
+            # The generator is in train mode here, so its BN running stats update on every
+            # student step (SPEC §10.11). no_grad gives the same values as the original's detach.
+            x = generator(z)
+            t = teacher(x)
+        s = student(x)
+    loss = discrepancy(s.float(), t.float())
     # Clearing first means nothing the generator step may have left can reach this update.
     optimizer_S.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer_S.step()
+    precision.backward_step(loss, optimizer_S, precision.scaler_S)
     return loss.detach()
 
 
@@ -130,17 +153,20 @@ def generator_step(
     optimizer_G: Optimizer,
     z: torch.Tensor,
     generator_loss: GeneratorLoss,
+    precision: Precision | None = None,
 ) -> torch.Tensor:
     """Generation: one Adam step of the generator towards samples where S and T disagree."""
+    precision = precision or FP32
     optimizer_G.zero_grad(set_to_none=True)
-    x = generator(z)
     # The gradient reaches G through both networks, but the student's parameters collect none
     # (SPEC §10.12). The student stays in train mode, so its BN running stats absorb this batch
     # too (SPEC §10.11).
-    with frozen(student):
-        loss = generator_loss(student(x), teacher(x))
-        loss.backward()
-    optimizer_G.step()
+    with frozen(student), distributed.no_gradient_sync(student):
+        with precision.autocast():
+            x = generator(z)
+            s, t = student(x), teacher(x)
+        loss = generator_loss(s.float(), t.float())
+        precision.backward_step(loss, optimizer_G, precision.scaler_G)
     return loss.detach()
 
 
@@ -154,22 +180,53 @@ def train_epoch(
     args: argparse.Namespace,
     epoch: int,
     device: torch.device,
-) -> dict[str, float]:
-    """`epoch_itrs` iterations of [5 student steps, 1 generator step]."""
+    first_iteration: int = 1,
+    stop: GracefulStop | None = None,
+    logger: RunLogger | None = None,
+    precision: Precision | None = None,
+) -> tuple[dict[str, float], int]:
+    """Iterations `first_iteration`..`epoch_itrs` of [5 student steps, 1 generator step].
+
+    Returns the last losses and the number of iterations completed in this epoch, which is less
+    than `epoch_itrs` when a stop was requested.
+    """
     teacher.eval()
     student.train()
     generator.train()
     loss_S = loss_G = torch.zeros(())
-    for i in range(1, args.epoch_itrs + 1):
-        for _ in range(STUDENT_STEPS_PER_ITERATION):
-            z = sample_noise(args.batch_size, args.nz, device)
-            loss_S = student_step(teacher, student, generator, optimizer_S, z)
-        z = sample_noise(args.batch_size, args.nz, device)
-        loss_G = generator_step(teacher, student, generator, optimizer_G, z, recipe.generator_loss)
-        if i % args.log_interval == 0 or i == args.epoch_itrs:
-            print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} ({100 * i / args.epoch_itrs:.0f}%)]"
-                  f"\tG_Loss: {loss_G.item():.6f} S_Loss: {loss_S.item():.6f}", flush=True)
-    return {"loss_S": loss_S.item(), "loss_G": loss_G.item()}
+    pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
+    labels: list[str] = []
+    i = first_iteration - 1
+    bar = progress_bar(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", initial=i)
+    for i in range(first_iteration, args.epoch_itrs + 1):
+        for k in range(1, STUDENT_STEPS_PER_ITERATION + 1):
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            loss_S = student_step(teacher, student, generator, optimizer_S, z, precision)
+            pending.append(loss_S)
+            labels.append(f"student loss at epoch {epoch}, iteration {i}, student step {k}")
+        z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+        loss_G = generator_step(teacher, student, generator, optimizer_G, z,
+                                recipe.generator_loss, precision)
+        pending.append(loss_G)
+        labels.append(f"generator loss at epoch {epoch}, iteration {i}")
+        stopping = distributed.any_rank(stop is not None and stop.requested, device)
+        if i % args.log_interval == 0 or i == args.epoch_itrs or stopping:
+            check_finite(pending, labels, recipe.state_path)
+            pending.clear()
+            labels.clear()
+            if bar.disable:
+                print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
+                      f"({100 * i / args.epoch_itrs:.0f}%)]"
+                      f"\tG_Loss: {loss_G.item():.6f} S_Loss: {loss_S.item():.6f}", flush=True)
+            bar.set_postfix_str(f"loss_S={loss_S.item():.4f} loss_G={loss_G.item():.4f} "
+                                f"{logger.summary if logger is not None else ''}", refresh=False)
+            if logger is not None:
+                logger.losses((epoch - 1) * args.epoch_itrs + i, loss_S.item(), loss_G.item())
+        bar.update()
+        if stopping:
+            break
+    bar.close()
+    return {"loss_S": loss_S.item(), "loss_G": loss_G.item()}, i
 
 
 def distill(
@@ -180,14 +237,22 @@ def distill(
     test_loader: DataLoader,
     recipe: Recipe,
     device: torch.device,
+    logger: RunLogger | None = None,
 ) -> list[float]:
     """The whole run: optimizers, schedulers, epochs, evaluation, checkpoints, the CSV row.
 
-    Returns the per-epoch metric list (the CSV row).
+    After every epoch (and on SIGINT/SIGTERM) it writes `recipe.state_path`, from which
+    `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
+    Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
     """
-    student.to(device)
-    # channels_last runs the generator's convolutions about 1.5-2x faster on CPU; same maths.
+    main = distributed.is_main()
+    if main:
+        ensure_writable(Path(recipe.student_ckpt).parent, Path(recipe.csv_path).parent)
+    distributed.local_batch(args.batch_size)
+    # channels_last runs the convolutions about 1.5-2x faster on CPU; same maths.
+    student.to(device, memory_format=torch.channels_last)
     generator.to(device, memory_format=torch.channels_last)
+    teacher.to(memory_format=torch.channels_last)
     if args.stu_ckpt:
         load_weights(student, args.stu_ckpt)
         generator_path = str(Path(args.stu_ckpt).with_suffix("")) + "-generator.pt"
@@ -195,40 +260,99 @@ def distill(
             load_weights(generator, generator_path)
         else:
             print(f"no generator checkpoint at {generator_path}: the generator starts fresh")
+    fused = device.type == "cuda"  # one kernel per optimizer step
     optimizer_S = SGD(student.parameters(), lr=args.lr_S, momentum=STUDENT_MOMENTUM,
-                      weight_decay=args.weight_decay)
-    optimizer_G = Adam(generator.parameters(), lr=args.lr_G)
+                      weight_decay=args.weight_decay, fused=fused)
+    optimizer_G = Adam(generator.parameters(), lr=args.lr_G, fused=fused)
     schedulers: list[LRScheduler] = []
     if args.scheduler and recipe.make_scheduler is not None:
         # The same schedule drives the generator's Adam too (SPEC §10.15).
         schedulers = [recipe.make_scheduler(optimizer_S), recipe.make_scheduler(optimizer_G)]
+    precision = Precision(getattr(args, "amp", "off"), device)
 
     if args.test_only:
         metrics = recipe.evaluate(student, test_loader, device)
         print(f"Test: {format_metrics(metrics)}")
         return [metrics[recipe.metric]]
 
-    best = 0.0
-    history: list[float] = []
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        if recipe.scheduler_at_epoch_start:
-            step_schedulers(schedulers)
-        losses = train_epoch(teacher, student, generator, optimizer_S, optimizer_G, recipe,
-                             args, epoch, device)
-        with eval_mode(student, generator):
-            metrics = recipe.evaluate(student, test_loader, device)
-        if not recipe.scheduler_at_epoch_start:
-            step_schedulers(schedulers)
-        value = metrics[recipe.metric]
-        history.append(value)
-        if value > best:  # strictly better, as the original
-            best = value
-            save_atomic(student.state_dict(), recipe.student_ckpt)
-            save_atomic(generator.state_dict(), recipe.generator_ckpt)
-        print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}={best:.4f} | "
-              f"lr_S={optimizer_S.param_groups[0]['lr']:.2e} | {format_metrics(losses)} | "
-              f"{time.perf_counter() - start:.1f}s", flush=True)
-    print(f"Best {recipe.metric}={best:.6f}")
-    append_csv_row(recipe.csv_path, history)
+    parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
+             "optimizer_G": optimizer_G, "precision": precision}
+    epochs_done, iterations_done, best, history = 0, 0, 0.0, []
+    state_file = resume_path(args, recipe.state_path)
+    if state_file is not None:
+        state = load_state(state_file, args)
+        for name, obj in parts.items():
+            if name in state:  # state files from before --amp have no "precision"
+                obj.load_state_dict(state[name])
+        for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        epochs_done, iterations_done = state["epochs_done"], state["iterations_done"]
+        best, history = state["best"], list(state["history"])
+        restore_rng(state["rng"])
+        print(f"resumed from {state_file}: {epochs_done} epochs and {iterations_done} "
+              f"iterations done, best {recipe.metric}={best:.4f}")
+
+    def save(epochs: int, iterations: int) -> None:
+        if main:
+            save_state(recipe.state_path, args, **parts, epochs_done=epochs,
+                       iterations_done=iterations, best=best, history=history,
+                       schedulers=[s.state_dict() for s in schedulers])
+
+    # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
+    # Checkpoints and evaluation use the plain modules, so their keys never change.
+    compile_ = getattr(args, "compile", False)
+    sync_bn = getattr(args, "sync_bn", False)
+    train_teacher = maybe_compile(teacher, compile_)
+    train_student = distributed.wrap(maybe_compile(student, compile_), device, sync_bn)
+    train_generator = distributed.wrap(maybe_compile(generator, compile_), device, sync_bn)
+    stop = GracefulStop()
+    with stop.installed():
+        for epoch in range(epochs_done + 1, args.epochs + 1):
+            start = time.perf_counter()
+            resuming_mid_epoch = iterations_done > 0
+            if recipe.scheduler_at_epoch_start and not resuming_mid_epoch:
+                step_schedulers(schedulers)
+            losses, done = train_epoch(train_teacher, train_student, train_generator,
+                                       optimizer_S, optimizer_G, recipe, args, epoch, device,
+                                       iterations_done + 1, stop, logger, precision)
+            iterations_done = 0
+            if done < args.epoch_itrs:  # a stop was requested mid-epoch
+                save(epoch - 1, done)
+                raise Interrupted(stop.signum or signal.SIGTERM,
+                                  f"stopped at epoch {epoch}, iteration {done}; state saved to "
+                                  f"{recipe.state_path}; resume with:\n  "
+                                  f"{resume_command(recipe.state_path)}")
+            if main:
+                # The test loader draws its seed from the global RNG: forking keeps the training
+                # stream independent of evaluation, and every rank's stream in step.
+                with eval_mode(student, generator), torch.random.fork_rng(devices=[]):
+                    metrics = recipe.evaluate(student, test_loader, device)
+                value = metrics[recipe.metric]
+                history.append(value)
+                if value > best:  # strictly better, as the original
+                    best = value
+                    save_atomic(student.state_dict(), recipe.student_ckpt)
+                    save_atomic(generator.state_dict(), recipe.generator_ckpt)
+            if not recipe.scheduler_at_epoch_start:
+                step_schedulers(schedulers)
+            save(epoch, 0)
+            if main:
+                print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}="
+                      f"{best:.4f} | lr_S={optimizer_S.param_groups[0]['lr']:.2e} | "
+                      f"{format_metrics(losses)} | {time.perf_counter() - start:.1f}s", flush=True)
+                if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
+                    logger.epoch(epoch, {**metrics, **losses, f"best_{recipe.metric}": best,
+                                         "lr_S": optimizer_S.param_groups[0]["lr"]})
+                    logger.samples(test_loader, device, student, teacher, generator)
+            distributed.barrier()
+            if distributed.any_rank(stop.requested, device) and epoch < args.epochs:
+                raise Interrupted(stop.signum or signal.SIGTERM,
+                                  f"stopped after epoch {epoch}; state saved to "
+                                  f"{recipe.state_path}; resume with:\n  "
+                                  f"{resume_command(recipe.state_path)}")
+    if not distributed.same_on_every_rank(student, device):
+        raise RuntimeError("the ranks ended with different student weights")
+    if main:
+        print(f"Best {recipe.metric}={best:.6f}")
+        append_csv_row(recipe.csv_path, history)
     return history

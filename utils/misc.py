@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,12 +39,25 @@ def resolve_device(args: argparse.Namespace) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def ensure_writable(*folders: str | Path) -> None:
+    """Fail at start, in one line, when an output folder cannot be created or written."""
+    for folder in folders:
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            raise UserError(f"cannot write to the output folder {folder}/ ({err.strerror}): "
+                            "run from a folder where checkpoint/ and log/ can be written") from err
+
+
 def dump_config(args: argparse.Namespace, path: str | Path) -> None:
     """Print the full config once and write it as JSON next to the run's logs."""
     config = vars(args)
     print("config: " + json.dumps(config, sort_keys=True))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable(path.parent)
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

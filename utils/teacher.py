@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -13,7 +15,19 @@ from torch.utils.data import DataLoader
 
 from utils.checkpoint import save_atomic
 from utils.dfad import Evaluate
-from utils.misc import format_metrics, step_schedulers
+from utils.misc import ensure_writable, format_metrics, step_schedulers
+from utils.progress import progress_bar
+from utils.run_logger import RunLogger
+from utils.run_state import (
+    GracefulStop,
+    Interrupted,
+    check_finite,
+    load_state,
+    restore_rng,
+    resume_command,
+    resume_path,
+    save_state,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -27,18 +41,40 @@ def train_one_epoch(
     epoch: int,
     log_interval: int,
     verbose: bool,
+    stop: GracefulStop | None = None,
+    state_path: str = "",
 ) -> float:
-    """One pass over the training set; returns the last batch's loss."""
+    """One pass over the training set; returns the last batch's loss.
+
+    Stops early (after the current batch) when a stop is requested; the caller then discards the
+    partial epoch, so a resumed run repeats it exactly.
+    """
     model.train()
     loss = torch.zeros(())
+    pending: list[torch.Tensor] = []
+    labels: list[str] = []
+    bar = progress_bar(len(loader), f"epoch {epoch}")
     for i, (images, targets) in enumerate(loader, start=1):
         images, targets = images.to(device), targets.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(images), targets)
         loss.backward()
         optimizer.step()
-        if verbose and i % log_interval == 0:
-            print(f"Train Epoch: {epoch} [{i}/{len(loader)}]\tLoss: {loss.item():.6f}", flush=True)
+        pending.append(loss.detach())
+        labels.append(f"training loss at epoch {epoch}, batch {i}")
+        if i % log_interval == 0 or i == len(loader):
+            check_finite(pending, labels, state_path)
+            pending.clear()
+            labels.clear()
+            if verbose and bar.disable:
+                print(f"Train Epoch: {epoch} [{i}/{len(loader)}]\tLoss: {loss.item():.6f}",
+                      flush=True)
+            bar.set_postfix_str(f"loss={loss.item():.4f}", refresh=False)
+        bar.update()
+        if stop is not None and stop.requested:
+            break
+    bar.close()
+    check_finite(pending, labels, state_path)
     return loss.item()
 
 
@@ -54,21 +90,51 @@ def fit_teacher(
     metric: str,
     ckpt_path: str,
     device: torch.device,
+    logger: RunLogger | None = None,
 ) -> float:
-    """Train for `args.epochs`, keeping the state_dict with the best test metric; returns it."""
-    best = 0.0
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        if scheduler is not None:
-            step_schedulers([scheduler])  # at epoch start, as the original (SPEC §3.1)
-        train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device, epoch,
-                                     args.log_interval, args.verbose)
-        metrics = evaluate(model, test_loader, device)
-        if metrics[metric] > best:
-            best = metrics[metric]
-            save_atomic(model.state_dict(), ckpt_path)
-        print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
-              f"lr={optimizer.param_groups[0]['lr']:.2e} | train_loss={train_loss:.4f} | "
-              f"{time.perf_counter() - start:.1f}s", flush=True)
+    """Train for `args.epochs`, keeping the state_dict with the best test metric; returns it.
+
+    After every epoch it writes `<ckpt stem>-state.pt`, from which `--resume` continues exactly.
+    """
+    ensure_writable(Path(ckpt_path).parent)
+    state_path = str(Path(ckpt_path).with_suffix("")) + "-state.pt"
+    schedulers = [scheduler] if scheduler is not None else []
+    epochs_done, best = 0, 0.0
+    state_file = resume_path(args, state_path)
+    if state_file is not None:
+        state = load_state(state_file, args)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for s, saved in zip(schedulers, state["schedulers"], strict=True):
+            s.load_state_dict(saved)
+        epochs_done, best = state["epochs_done"], state["best"]
+        restore_rng(state["rng"])
+        print(f"resumed from {state_file}: {epochs_done} epochs done, best {metric}={best:.4f}")
+    stop = GracefulStop()
+    with stop.installed():
+        for epoch in range(epochs_done + 1, args.epochs + 1):
+            start = time.perf_counter()
+            step_schedulers(schedulers)  # at epoch start, as the original (SPEC §3.1)
+            train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device, epoch,
+                                         args.log_interval, args.verbose, stop, state_path)
+            if stop.requested:
+                raise Interrupted(stop.signum or signal.SIGTERM,
+                                  f"stopped during epoch {epoch}; {state_path} holds the state "
+                                  f"after epoch {epoch - 1}; resume with:\n  "
+                                  f"{resume_command(state_path)}")
+            metrics = evaluate(model, test_loader, device)
+            if metrics[metric] > best:
+                best = metrics[metric]
+                save_atomic(model.state_dict(), ckpt_path)
+            save_state(state_path, args, model=model, optimizer=optimizer,
+                       schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
+                       best=best)
+            print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
+                  f"lr={optimizer.param_groups[0]['lr']:.2e} | train_loss={train_loss:.4f} | "
+                  f"{time.perf_counter() - start:.1f}s", flush=True)
+            if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
+                logger.epoch(epoch, {**metrics, "train_loss": train_loss, f"best_{metric}": best,
+                                     "lr": optimizer.param_groups[0]["lr"]})
+                logger.samples(test_loader, device, model)
     print(f"Best {metric}={best:.6f}")
     return best

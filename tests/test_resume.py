@@ -1,0 +1,199 @@
+"""Runs that survive: kill and resume (bit-identical on CPU), graceful SIGTERM, NaN, bad input."""
+import argparse
+import csv
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mnist_fixtures import write_tiny_mnist
+
+from network.gan import GeneratorA
+from network.lenet import LeNet5, LeNet5Half
+from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.evaluation import evaluate_classification
+from utils.run_state import NonFiniteLoss, load_state
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+FAST = ["--device", "cpu", "--num_workers", "0", "--data_root", "data"]
+DFAD = ["DFAD_mnist.py", "--epochs", "4", "--epoch_itrs", "3", "--batch_size", "48",
+        "--test_batch_size", "16", "--scheduler", "--step_size", "2", *FAST]
+TEACHER = ["train_teacher.py", "--epochs", "3", "--batch_size", "8", "--test_batch_size", "16",
+           "--scheduler", "--step_size", "2", *FAST]
+STUDENT_STATE = "checkpoint/student/mnist-lenet5_half-state.pt"
+TEACHER_STATE = "checkpoint/teacher/mnist-lenet5-state.pt"
+
+
+def python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / args[0]), *args[1:]], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def interrupt_after_first_epoch(args: list[str], cwd: Path, state: str,
+                                signum: int) -> subprocess.CompletedProcess:
+    """Start a run, send `signum` as soon as its first resumable state exists."""
+    proc = subprocess.Popen([sys.executable, str(REPO / args[0]), *args[1:]], cwd=cwd, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (cwd / state).exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=240)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    with open(path) as f:
+        return list(csv.reader(f))
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """Tiny MNIST plus a teacher, copied into every run folder."""
+    root = tmp_path_factory.mktemp("resume_base")
+    write_tiny_mnist(root / "data", n_train=400, n_test=16)
+    (root / "checkpoint/teacher").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(LeNet5().state_dict(), root / "checkpoint/teacher/mnist-lenet5.pt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(base, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("straight")
+    shutil.copytree(base, work, dirs_exist_ok=True)
+    result = python(DFAD, work)
+    assert result.returncode == 0, result.stderr
+    return work
+
+
+def test_sigkill_then_resume_is_bit_identical(base, uninterrupted, tmp_path):
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    killed = interrupt_after_first_epoch(DFAD, tmp_path, STUDENT_STATE, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "log/DFAD-mnist.csv").exists()  # the run really did not finish
+    resumed = python([*DFAD, "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from checkpoint/student/mnist-lenet5_half-state.pt" in resumed.stdout
+    assert csv_rows(tmp_path / "log/DFAD-mnist.csv") == csv_rows(
+        uninterrupted / "log/DFAD-mnist.csv")
+    ours = torch.load(tmp_path / STUDENT_STATE, weights_only=True)
+    theirs = torch.load(uninterrupted / STUDENT_STATE, weights_only=True)
+    assert_same_tensors(ours["student"], theirs["student"])
+    assert_same_tensors(ours["generator"], theirs["generator"])
+
+
+def test_sigterm_saves_state_and_prints_the_resume_command(base, uninterrupted, tmp_path):
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    stopped = interrupt_after_first_epoch(DFAD, tmp_path, STUDENT_STATE, signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    command = stopped.stderr.strip().splitlines()[-1].strip()
+    assert command.endswith(f"--resume {STUDENT_STATE}")
+    argv = shlex.split(command)
+    assert argv[0] == "python"
+    resumed = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert csv_rows(tmp_path / "log/DFAD-mnist.csv") == csv_rows(
+        uninterrupted / "log/DFAD-mnist.csv")
+    ours = torch.load(tmp_path / STUDENT_STATE, weights_only=True)
+    theirs = torch.load(uninterrupted / STUDENT_STATE, weights_only=True)
+    assert_same_tensors(ours["student"], theirs["student"])
+
+
+def test_teacher_sigkill_then_resume_is_bit_identical(base, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for work in (straight, killed):
+        shutil.copytree(base / "data", work / "data")
+    assert python(TEACHER, straight).returncode == 0
+    stopped = interrupt_after_first_epoch(TEACHER, killed, TEACHER_STATE, signal.SIGKILL)
+    assert stopped.returncode == -signal.SIGKILL
+    resumed = python([*TEACHER, "--resume"], killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    for name in ("mnist-lenet5.pt", "mnist-lenet5-state.pt"):
+        ours = torch.load(killed / "checkpoint/teacher" / name, weights_only=True)
+        theirs = torch.load(straight / "checkpoint/teacher" / name, weights_only=True)
+        assert_same_tensors(ours.get("model", ours), theirs.get("model", theirs))
+
+
+def test_resume_with_other_flags_is_refused(uninterrupted):
+    result = python([*DFAD, "--resume", "--batch_size", "32"], uninterrupted)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {STUDENT_STATE} belongs to a run with other flags (--batch_size 48 -> 32): "
+        "resume with the run's own flags"]
+
+
+def test_resume_without_state_is_one_clear_line(base, tmp_path):
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    result = python([*DFAD, "--resume"], tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"no resumable state at {STUDENT_STATE}" in result.stderr
+
+
+def test_unwritable_output_folder(base, tmp_path):
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "log").write_text("a file where the log folder should be")
+    result = python(DFAD, tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write to the output folder log/")
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--epochs", "0", "--epochs: must be >= 1"),
+    ("--batch_size", "1", "--batch_size: must be >= 2"),
+    ("--dataset", "imagenet", "--dataset: invalid choice: 'imagenet'"),
+    ("--lr_S", "-1", "--lr_S: must be > 0"),
+])
+def test_flags_out_of_range_fail_in_argparse(flag, value, message, tmp_path):
+    result = python(["DFAD_mnist.py", flag, value], tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "log").exists()  # nothing ran
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    calls = {"n": 0}
+
+    def loss_that_explodes(s, t):
+        calls["n"] += 1
+        loss = generator_loss_mae(s, t)
+        return loss * float("nan") if calls["n"] > 3 else loss  # epoch 2, iteration 2
+
+    recipe = Recipe(name="nan", student_ckpt="checkpoint/student/nan.pt",
+                    generator_loss=loss_that_explodes, evaluate=evaluate_classification,
+                    metric="acc")
+    args = argparse.Namespace(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01,
+                              lr_G=1e-3, weight_decay=1e-4, scheduler=False, epochs=3,
+                              test_only=False, stu_ckpt=None, resume=None)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
+    with pytest.raises(NonFiniteLoss, match=r"generator loss at epoch 2, iteration 2 is nan.*"
+                                            r"checkpoint/student/nan-state.pt"):
+        distill(args, LeNet5().eval().requires_grad_(False), LeNet5Half(),
+                GeneratorA(nz=100, nc=1), loader, recipe, torch.device("cpu"))
+    state = load_state("checkpoint/student/nan-state.pt", args)
+    assert state["epochs_done"] == 1 and state["iterations_done"] == 0
+    LeNet5Half().load_state_dict(state["student"])
+    assert all(torch.isfinite(v).all() for v in state["student"].values())

@@ -1,0 +1,129 @@
+"""torchrun support: one process per device, DDP, NCCL on GPUs and gloo on the CPU.
+
+Launched without torchrun (WORLD_SIZE unset or 1) every function here is a no-op and the run is
+the plain single-process one. Under torchrun:
+* `--batch_size` stays the global batch; each rank takes an equal slice of it. The DFAD latents
+  are drawn for the whole batch on every rank (same seed, same stream) and sliced, so the ranks
+  together see exactly the batch one process would;
+* gradients are averaged across ranks by DDP, so the weights stay identical on every rank;
+* `--sync_bn` (CUDA only) makes BatchNorm statistics global, so N GPUs compute what one GPU does;
+* evaluation, checkpoints, state files, CSV rows, logs and plots happen on rank 0 only; the other
+  ranks print nothing to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from utils.misc import UserError
+
+
+def add_distributed_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sync_bn", action="store_true",
+                        help="under torchrun: BatchNorm statistics over the global batch, so N "
+                             "GPUs reproduce one GPU's run (CUDA only)")
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> torch.device:
+    """Join torchrun's process group (once); returns this rank's device."""
+    if not launched_by_torchrun():
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=(
+            device if device.type == "cuda" else None))
+    if rank() != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return device
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_batch(global_batch: int, what: str = "--batch_size") -> int:
+    """This rank's share of a global batch; the ranks must split it evenly."""
+    n = world_size()
+    if global_batch % n:
+        raise UserError(f"{what} {global_batch} does not split evenly over {n} processes: "
+                        f"use a multiple of {n}")
+    return global_batch // n
+
+
+def shard(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's rows of a batch that every rank drew identically."""
+    n = world_size()
+    return batch if n == 1 else batch.chunk(n)[rank()]
+
+
+def wrap(module: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """DDP around `module` under torchrun (after converting its BatchNorm with --sync_bn)."""
+    if sync_bn and device.type != "cuda":
+        raise UserError("--sync_bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU "
+                        "implementation): drop the flag on the CPU")
+    if world_size() == 1:
+        return module
+    if sync_bn:
+        # In place for every child; our networks never have a BatchNorm at the top level.
+        nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+def no_gradient_sync(module: nn.Module) -> AbstractContextManager[Any]:
+    """For a pass whose parameters take no gradient: DDP must not wait for one."""
+    return module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on one (a signal may reach the ranks at different
+    steps; they must all stop at the same one)."""
+    if world_size() == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def same_on_every_rank(module: nn.Module, device: torch.device) -> bool:
+    """Whether every rank holds the same parameters (checked once, at the end of a run)."""
+    if world_size() == 1:
+        return True
+    total = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
+    total = total.reshape(1).to(device)
+    low, high = total.clone(), total.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(low.item() == high.item())

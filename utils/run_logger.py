@@ -1,0 +1,104 @@
+"""Everything a run reports besides the console: visdom, a metrics file and sample PNGs.
+
+One object per run, handed to `distill()` / `fit_teacher()`:
+* visdom windows (SPEC §3.1-3.4): `Loss_S`, `Loss_G` every log interval, the metric (`Acc` or
+  `mIoU`) and the image panels after each evaluation; a replayable `log/<run>.visdom.log`;
+* `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id);
+* `results/<run>/latest-<panel>.png`: the panels of the latest evaluation, overwritten each time
+  (a long run would otherwise leave thousands of files).
+Logging trouble is reported once and never stops the run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from utils.sample_grids import Panels, save_png
+from utils.visualizer import VisdomPlotter, warn
+
+DrawPanels = Callable[..., Panels]
+METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}  # the original's window names (SPEC §3.2)
+
+
+class RunLogger:
+    """Bundles the plotter, the metrics file and the PNG grids of one run named `run`."""
+
+    def __init__(
+        self,
+        run: str,
+        plotter: VisdomPlotter,
+        draw: DrawPanels | None = None,
+        log_dir: str | Path = "log",
+        results_dir: str | Path = "results",
+    ) -> None:
+        self.run = run
+        self.plotter = plotter
+        self.draw = draw
+        self.metrics_path = Path(log_dir) / f"{run}.metrics.jsonl"
+        self.results_dir = Path(results_dir) / run
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        self._draw_failed = False
+        self.summary = ""  # the last test metric, for the progress bar
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, run: str, env: str,
+                  draw: DrawPanels | None = None) -> RunLogger:
+        """The run's logger from the shared --visdom_* flags; `env` is the script's default.
+
+        The visdom log holds this run only (a resumed run appends), so a replay shows one run.
+        """
+        log_path = Path("log") / f"{run}.visdom.log"
+        if not getattr(args, "resume", None):
+            log_path.unlink(missing_ok=True)
+        plotter = VisdomPlotter(env=args.visdom_env or env, port=args.visdom_port,
+                                server=args.visdom_server, log_path=log_path,
+                                enabled=not args.no_visdom)
+        logger = cls(run, plotter, draw)
+        logger.plotter.add_table("config", vars(args))
+        return logger
+
+    def losses(self, x: int, loss_S: float, loss_G: float) -> None:
+        """Every log interval; x = (epoch - 1) * epoch_itrs + i, as the original."""
+        self.plotter.add_scalar("Loss_S", x, loss_S)
+        self.plotter.add_scalar("Loss_G", x, loss_G)
+
+    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """After each evaluation: the metric curve and one line of the metrics file."""
+        for key, win in METRIC_WINDOWS.items():
+            if key in metrics:
+                self.plotter.add_scalar(win, epoch, float(metrics[key]))
+                self.summary = f"{key}={float(metrics[key]):.4f}"
+        line = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "epoch": epoch, **metrics}
+        try:
+            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(line, default=float) + "\n")
+        except OSError as err:
+            warn(f"could not append to {self.metrics_path}: {err}")
+
+    def samples(self, loader: DataLoader, device: torch.device, model: nn.Module,
+                teacher: nn.Module | None = None, generator: nn.Module | None = None) -> None:
+        """Draw the panels once: into visdom and as results/<run>/latest-<panel>.png."""
+        if self.draw is None or self._draw_failed:
+            return
+        try:
+            # Iterating a DataLoader draws its base seed from the global RNG: drawing must leave
+            # the run's random stream (and so a resumed run) exactly as it was.
+            with torch.random.fork_rng(devices=[]):
+                panels = self.draw(loader, device, model, teacher=teacher, generator=generator)
+            for name, grid in panels.items():
+                self.plotter.add_image(name, grid)
+                save_png(grid, self.results_dir / f"latest-{name}.png")
+        except Exception as err:  # noqa: BLE001 - pictures must never stop a run
+            self._draw_failed = True
+            warn(f"sample grids disabled ({type(err).__name__}: {err})")

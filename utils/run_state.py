@@ -1,0 +1,153 @@
+"""Resumable runs (not in the original): state files, RNG capture, and graceful stops.
+
+A state file holds everything a run needs to continue exactly where it stopped: the networks,
+optimizers, schedulers, progress counters, the metric history and every RNG. On the CPU a resumed
+run is bit-identical to one that was never interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import shlex
+import signal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from utils.checkpoint import save_atomic
+from utils.misc import UserError
+
+# Flags that must not change between a run and its resumption (the epoch count may grow).
+FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
+               "weight_decay", "momentum", "scheduler", "step_size", "seed", "num_classes")
+
+
+class Interrupted(Exception):
+    """A SIGINT/SIGTERM arrived; the state is saved and the run exits with 128 + signal."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class NonFiniteLoss(UserError):
+    """A loss became NaN or infinite: stop before it spoils the saved state."""
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every RNG a run draws from, in types that torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
+    """Atomically write a state file; modules, optimizers and schedulers go in as state_dicts."""
+    state = {k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in parts.items()}
+    state["config"] = {k: v for k, v in vars(args).items()
+                       if isinstance(v, (int, float, str, bool, type(None)))}
+    state["rng"] = capture_rng()
+    save_atomic(state, path)
+
+
+def load_state(path: str | Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Read a state file and check that the run it belongs to matches these flags."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no resumable state at {path}: --resume needs the -state.pt file "
+                        "a run writes after each epoch (or pass its path: --resume PATH)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read state file {path}: {str(err).splitlines()[0]}") from err
+    if not isinstance(state, dict) or "config" not in state or "rng" not in state:
+        raise UserError(f"{path} is not a resumable state (a plain checkpoint? use --ckpt)")
+    changed = [f"--{k} {state['config'][k]} -> {getattr(args, k)}" for k in FIXED_FLAGS
+               if k in state["config"] and getattr(args, k, None) != state["config"][k]]
+    if changed:
+        raise UserError(f"{path} belongs to a run with other flags ({', '.join(changed)}): "
+                        "resume with the run's own flags")
+    return state
+
+
+def resume_path(args: argparse.Namespace, own_state: str) -> str | None:
+    """`--resume` alone means the run's own state file; `--resume PATH` names one."""
+    if args.resume is None:
+        return None
+    return own_state if args.resume == "" else args.resume
+
+
+def resume_command(state_path: str, argv: Sequence[str] | None = None) -> str:
+    """The exact command line that continues this run."""
+    argv = list(sys.argv if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--resume":
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("-")
+            continue
+        if arg.startswith("--resume="):
+            continue
+        kept.append(arg)
+    return shlex.join(["python", *kept, "--resume", state_path])
+
+
+class GracefulStop:
+    """Turns the first SIGINT/SIGTERM into a flag the loop checks between steps; a second
+    SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after the current step "
+              "(Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[GracefulStop]:
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def check_finite(losses: Sequence[torch.Tensor], labels: Sequence[str], state_path: str) -> None:
+    """One host sync for a batch of step losses; names the first non-finite one."""
+    if not losses:
+        return
+    values = torch.stack([v.detach().float().reshape(()) for v in losses])
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise NonFiniteLoss(f"{labels[i]} is {values[i].item()}: stopping; the last good state "
+                            f"is {state_path} (lower the learning rate, or --resume from it)")
