@@ -13,6 +13,7 @@ from dataloader import get_dataloader
 from dataset.camvid import CamVid
 from network import gan
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
+from utils import distributed
 from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_log_mae
@@ -63,7 +64,7 @@ def main(args: argparse.Namespace) -> list[float]:
     logger = RunLogger.from_args(args, run="DFAD-camvid", env="DFAD-camvid",
                                  draw=SegmentationPanels(CamVid.decode_target, nz=args.nz))
     history = distill(args, teacher, student, generator, test_loader, recipe, device, logger)
-    if args.save_img:
+    if args.save_img and distributed.is_main():
         # The student as the run leaves it (the last epoch, like the original's last test pass;
         # with --test_only, the --stu_ckpt one).
         count = save_segmentation_images(student, teacher, test_loader, CamVid.decode_target,

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import datasets, transforms
 
 from dataset.caltech import Caltech101
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
+from utils import distributed
 from utils import ext_transforms as et
 from utils.misc import UserError
 
@@ -132,8 +133,12 @@ def get_dataloader(
     pin = torch.cuda.is_available()
     train_loader = None
     if train:
-        train_loader = DataLoader(entry.build(args.data_root, True, download),
-                                  batch_size=args.batch_size, shuffle=True,
+        train_set = entry.build(args.data_root, True, download)
+        # Under torchrun each rank reads its own share; --batch_size stays the global batch.
+        sampler = (DistributedSampler(train_set, shuffle=True, seed=args.seed)
+                   if distributed.world_size() > 1 else None)
+        train_loader = DataLoader(train_set, batch_size=distributed.local_batch(args.batch_size),
+                                  shuffle=sampler is None, sampler=sampler,
                                   num_workers=workers, pin_memory=pin)
     # SPEC §10.20: the original's test loaders ignored --test_batch_size; ours honour it.
     test_loader = DataLoader(entry.build(args.data_root, False, download),

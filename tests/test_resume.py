@@ -22,8 +22,8 @@ from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-FAST = ["--device", "cpu", "--num_workers", "0", "--data_root", "data"]
-DFAD = ["DFAD_mnist.py", "--epochs", "4", "--epoch_itrs", "3", "--batch_size", "48",
+FAST = ["--device", "cpu", "--num_workers", "0", "--data_root", "data", "--no_visdom"]
+DFAD = ["DFAD_mnist.py", "--epochs", "4", "--epoch_itrs", "3", "--batch_size", "16",
         "--test_batch_size", "16", "--scheduler", "--step_size", "2", *FAST]
 TEACHER = ["train_teacher.py", "--epochs", "3", "--batch_size", "8", "--test_batch_size", "16",
            "--scheduler", "--step_size", "2", *FAST]
@@ -137,7 +137,7 @@ def test_resume_with_other_flags_is_refused(uninterrupted):
     result = python([*DFAD, "--resume", "--batch_size", "32"], uninterrupted)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: {STUDENT_STATE} belongs to a run with other flags (--batch_size 48 -> 32): "
+        f"error: {STUDENT_STATE} belongs to a run with other flags (--batch_size 16 -> 32): "
         "resume with the run's own flags"]
 
 

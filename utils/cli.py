@@ -5,6 +5,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from utils import distributed
+from utils.accel import add_speed_args
 from utils.misc import UserError
 from utils.run_state import Interrupted
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
@@ -72,6 +74,7 @@ def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> N
     parser.add_argument("--no_visdom", "--no-visdom", dest="no_visdom", action="store_true",
                         help="no visdom at all (the metrics file and sample PNGs are still "
                              "written)")
+    distributed.add_distributed_args(parser)
 
 
 def add_dfad_args(
@@ -130,6 +133,7 @@ def add_dfad_args(
     parser.add_argument("--stu_ckpt", default=None,
                         help="start from this student state_dict (and its -generator.pt)")
     add_runtime_args(parser)
+    add_speed_args(parser)
 
 
 def run_main(get_parser: Callable[[], argparse.ArgumentParser],
@@ -145,3 +149,5 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
     except Interrupted as stop:
         print(str(stop), file=sys.stderr)
         sys.exit(128 + stop.signum)
+    finally:
+        distributed.cleanup()

@@ -31,12 +31,22 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(args: argparse.Namespace) -> torch.device:
-    """`--device auto` picks CUDA when present; `--no-cuda` (the original flag) forces the CPU."""
+    """`--device auto` picks CUDA when present; `--no-cuda` (the original flag) forces the CPU.
+
+    Under torchrun this also joins the process group and picks this rank's GPU.
+    """
+    from utils import distributed  # here: utils.distributed itself needs UserError
+
     if getattr(args, "no_cuda", False) or args.device == "cpu":
-        return torch.device("cpu")
-    if args.device == "cuda" and not torch.cuda.is_available():
+        device = torch.device("cpu")
+    elif args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was given but CUDA is not available: use --device cpu")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if getattr(args, "cudnn_benchmark", False):
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
+    return distributed.init(device)
 
 
 def ensure_writable(*folders: str | Path) -> None:
@@ -54,6 +64,10 @@ def ensure_writable(*folders: str | Path) -> None:
 
 def dump_config(args: argparse.Namespace, path: str | Path) -> None:
     """Print the full config once and write it as JSON next to the run's logs."""
+    from utils import distributed
+
+    if not distributed.is_main():
+        return
     config = vars(args)
     print("config: " + json.dumps(config, sort_keys=True))
     path = Path(path)

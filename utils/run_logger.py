@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from utils import distributed
 from utils.sample_grids import Panels, save_png
 from utils.visualizer import VisdomPlotter, warn
 
@@ -51,11 +52,14 @@ class RunLogger:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, run: str, env: str,
-                  draw: DrawPanels | None = None) -> RunLogger:
+                  draw: DrawPanels | None = None) -> RunLogger | None:
         """The run's logger from the shared --visdom_* flags; `env` is the script's default.
 
         The visdom log holds this run only (a resumed run appends), so a replay shows one run.
+        Under torchrun only rank 0 logs (the others get None).
         """
+        if not distributed.is_main():
+            return None
         log_path = Path("log") / f"{run}.visdom.log"
         if not getattr(args, "resume", None):
             log_path.unlink(missing_ok=True)

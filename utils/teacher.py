@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from utils import distributed
 from utils.checkpoint import save_atomic
 from utils.dfad import Evaluate
 from utils.misc import ensure_writable, format_metrics, step_schedulers
@@ -71,7 +72,7 @@ def train_one_epoch(
                       flush=True)
             bar.set_postfix_str(f"loss={loss.item():.4f}", refresh=False)
         bar.update()
-        if stop is not None and stop.requested:
+        if stop is not None and distributed.any_rank(stop.requested, device):
             break
     bar.close()
     check_finite(pending, labels, state_path)
@@ -96,7 +97,8 @@ def fit_teacher(
 
     After every epoch it writes `<ckpt stem>-state.pt`, from which `--resume` continues exactly.
     """
-    ensure_writable(Path(ckpt_path).parent)
+    if distributed.is_main():
+        ensure_writable(Path(ckpt_path).parent)
     state_path = str(Path(ckpt_path).with_suffix("")) + "-state.pt"
     schedulers = [scheduler] if scheduler is not None else []
     epochs_done, best = 0, 0.0
@@ -110,18 +112,25 @@ def fit_teacher(
         epochs_done, best = state["epochs_done"], state["best"]
         restore_rng(state["rng"])
         print(f"resumed from {state_file}: {epochs_done} epochs done, best {metric}={best:.4f}")
+    # Under torchrun the steps run through DDP (gradients averaged over the ranks); rank 0
+    # evaluates and writes while the others wait for it in the next epoch's first step.
+    train_model = distributed.wrap(model, device, getattr(args, "sync_bn", False))
     stop = GracefulStop()
     with stop.installed():
         for epoch in range(epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
             step_schedulers(schedulers)  # at epoch start, as the original (SPEC §3.1)
-            train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device, epoch,
-                                         args.log_interval, args.verbose, stop, state_path)
-            if stop.requested:
+            if isinstance(train_loader.sampler, DistributedSampler):
+                train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
+            train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
+                                         epoch, args.log_interval, args.verbose, stop, state_path)
+            if distributed.any_rank(stop.requested, device):
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped during epoch {epoch}; {state_path} holds the state "
                                   f"after epoch {epoch - 1}; resume with:\n  "
                                   f"{resume_command(state_path)}")
+            if not distributed.is_main():
+                continue
             metrics = evaluate(model, test_loader, device)
             if metrics[metric] > best:
                 best = metrics[metric]

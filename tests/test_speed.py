@@ -1,0 +1,152 @@
+"""The speed-ups keep the algorithm: the optimized fp32 engine against a plain reference loop
+written here from SPEC §1/§3.1; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
+import argparse
+import copy
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mnist_fixtures import write_tiny_mnist
+
+from network.gan import GeneratorA
+from network.lenet import LeNet5, LeNet5Half
+from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.evaluation import evaluate_classification
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+NZ, BATCH, ITERS = 16, 8, 3
+
+
+def plain_reference(teacher, student, generator, iterations: int) -> None:
+    """The original loop: NCHW, autograd through the detached generator pass, teacher weights
+    taking gradients, no frozen student, SGD(momentum 0.9) and Adam as in SPEC §3.1."""
+    optimizer_S = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9,
+                                  weight_decay=1e-4)
+    optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    for _ in range(iterations):
+        for _ in range(5):
+            z = torch.randn(BATCH, NZ, 1, 1)
+            optimizer_S.zero_grad()
+            fake = generator(z).detach()
+            t_logit = teacher(fake)
+            s_logit = student(fake)
+            loss_S = torch.mean(torch.abs(s_logit - t_logit.detach()))
+            loss_S.backward()
+            optimizer_S.step()
+        z = torch.randn(BATCH, NZ, 1, 1)
+        optimizer_G.zero_grad()
+        fake = generator(z)
+        loss_G = -torch.mean(torch.abs(student(fake) - teacher(fake)))
+        loss_G.backward()
+        optimizer_G.step()
+
+
+def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    teacher = LeNet5().eval()
+    student, generator = LeNet5Half().train(), GeneratorA(nz=NZ, ngf=8).train()
+    ref = [copy.deepcopy(m) for m in (teacher, student, generator)]
+    teacher_before = copy.deepcopy(teacher.state_dict())
+    student_before = copy.deepcopy(student.state_dict())
+
+    torch.manual_seed(1)
+    plain_reference(*ref, ITERS)
+
+    args = argparse.Namespace(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1,
+                              lr_S=0.05, lr_G=1e-3, weight_decay=1e-4, scheduler=False,
+                              epochs=1, test_only=False, stu_ckpt=None, resume=None)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
+    recipe = Recipe(name="ref", student_ckpt="s.pt", generator_loss=generator_loss_mae,
+                    evaluate=evaluate_classification, metric="acc")
+    torch.manual_seed(1)
+    distill(args, teacher.requires_grad_(False), student, generator, loader, recipe,
+            torch.device("cpu"))
+
+    # The biases of the generator convolutions that feed a train-mode BatchNorm have a zero
+    # gradient in exact arithmetic (BN removes any constant); what they get is rounding noise,
+    # which Adam scales up to full-size steps, so they (and the running means of those BNs, which
+    # include them) differ between any two summation orders. The outputs do not depend on them.
+    bn_cancelled = {"conv_blocks1.0.bias", "conv_blocks2.0.bias", "conv_blocks1.1.running_mean",
+                    "conv_blocks2.1.running_mean"}
+    for mine, theirs in ((student, ref[1]), (generator, ref[2])):
+        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values(),
+                                strict=True):
+            if mine is generator and name in bn_cancelled:
+                continue
+            if a.is_floating_point():
+                # Relative to the tensor's norm: Adam divides by sqrt(v), which turns a
+                # summation-order difference of one tiny gradient into a larger one elementwise.
+                rel = ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+                assert rel <= 1e-5, f"{name}: relative difference {rel:.2e}"
+            else:
+                assert torch.equal(a, b), name
+    # The student moved and the teacher did not.
+    assert not torch.equal(student.fc1.weight, student_before["fc1.weight"])
+    for name, value in teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[name]), name
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A tiny real-format MNIST and a (random) LeNet5 teacher checkpoint."""
+    work = tmp_path_factory.mktemp("speed")
+    write_tiny_mnist(work / "data", n_train=16, n_test=8)
+    (work / "checkpoint/teacher").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(LeNet5().state_dict(), work / "checkpoint/teacher/mnist-lenet5.pt")
+    return work
+
+
+def dfad(workdir: Path, *flags: str, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *launcher, str(REPO / "DFAD_mnist.py"),
+                           "--data_root", "data", "--epochs", "2", "--epoch_itrs", "2",
+                           "--batch_size", "8", *FAST, *flags], cwd=workdir, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("flags", [("--amp", "bf16"), ("--amp", "fp16"), ("--compile",)],
+                         ids=["bf16", "fp16", "compile"])
+def test_speed_modes_run_a_tiny_config(workdir, flags):
+    result = dfad(workdir, *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 2 test: acc=" in result.stdout
+    # The checkpoint keys are the plain module's, whatever ran the steps.
+    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half.pt", weights_only=True)
+    LeNet5Half().load_state_dict(state, strict=True)
+
+
+def test_torchrun_two_cpu_processes(workdir):
+    csv_path = workdir / "log/DFAD-mnist.csv"
+    rows_before = len(csv_path.read_text().splitlines()) if csv_path.exists() else 0
+    result = dfad(workdir, launcher=("-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "student weights identical on all 2 ranks" in result.stdout
+    # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
+    assert result.stdout.count("Epoch 2 test:") == 1
+    with open(csv_path) as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == rows_before + 1 and len(rows[-1]) == 2
+    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
+                       weights_only=True)
+    assert state["epochs_done"] == 2
+
+
+def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(workdir):
+    result = dfad(workdir, "--batch_size", "9",
+                  launcher=("-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    assert result.returncode != 0
+    assert "error: --batch_size 9 does not split evenly over 2 processes" in result.stderr
+
+
+def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
+    result = dfad(workdir, "--sync_bn")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --sync_bn needs CUDA")
