@@ -29,3 +29,16 @@ def write_tiny_mnist(root: str | Path, n_train: int = 16, n_test: int = 8,
         labels[prefix] = np.arange(n) % 10
         _write_idx(raw, images, labels[prefix], prefix)
     return {"train": labels["train"], "test": labels["t10k"]}
+
+
+def write_random_teacher(work: str | Path, seed: int = 0) -> Path:
+    """An untrained LeNet5 at the DFAD scripts' default --ckpt path (a real state_dict file)."""
+    import torch
+
+    from network.lenet import LeNet5
+
+    path = Path(work) / "checkpoint" / "teacher" / "mnist-lenet5.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(LeNet5().state_dict(), path)
+    return path

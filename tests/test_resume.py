@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_tiny_mnist
+from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
@@ -67,9 +67,7 @@ def base(tmp_path_factory) -> Path:
     """Tiny MNIST plus a teacher, copied into every run folder."""
     root = tmp_path_factory.mktemp("resume_base")
     write_tiny_mnist(root / "data", n_train=400, n_test=16)
-    (root / "checkpoint/teacher").mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(LeNet5().state_dict(), root / "checkpoint/teacher/mnist-lenet5.pt")
+    write_random_teacher(root)
     return root
 
 

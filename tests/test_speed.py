@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_tiny_mnist
+from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
@@ -99,9 +99,7 @@ def workdir(tmp_path_factory) -> Path:
     """A tiny real-format MNIST and a (random) LeNet5 teacher checkpoint."""
     work = tmp_path_factory.mktemp("speed")
     write_tiny_mnist(work / "data", n_train=16, n_test=8)
-    (work / "checkpoint/teacher").mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(LeNet5().state_dict(), work / "checkpoint/teacher/mnist-lenet5.pt")
+    write_random_teacher(work)
     return work
 
 
