@@ -4,6 +4,7 @@ import argparse
 import copy
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 NZ, BATCH, ITERS = 16, 8, 3
+# --standalone: a rendezvous on a free local port, so a busy 29500 cannot fail the test.
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
 def plain_reference(teacher, student, generator, iterations: int) -> None:
@@ -124,7 +127,7 @@ def test_speed_modes_run_a_tiny_config(workdir, flags):
 def test_torchrun_two_cpu_processes(workdir):
     csv_path = workdir / "log/DFAD-mnist.csv"
     rows_before = len(csv_path.read_text().splitlines()) if csv_path.exists() else 0
-    result = dfad(workdir, launcher=("-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    result = dfad(workdir, launcher=TORCHRUN)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "student weights identical on all 2 ranks" in result.stdout
     # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
@@ -137,9 +140,22 @@ def test_torchrun_two_cpu_processes(workdir):
     assert state["epochs_done"] == 2
 
 
+def test_teacher_under_torchrun_two_cpu_processes(workdir, tmp_path):
+    shutil.copytree(workdir / "data", tmp_path / "data")
+    result = subprocess.run([sys.executable, *TORCHRUN, str(REPO / "train_teacher.py"),
+                             "--dataset", "mnist", "--model", "lenet5", "--epochs", "2",
+                             "--batch_size", "8", "--data_root", "data", *FAST], cwd=tmp_path,
+                            env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Epoch 2 test:") == 1  # rank 0 alone evaluates and prints
+    state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
+    assert state["epochs_done"] == 2
+    LeNet5().load_state_dict(torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5.pt",
+                                        weights_only=True), strict=True)
+
+
 def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(workdir):
-    result = dfad(workdir, "--batch_size", "9",
-                  launcher=("-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    result = dfad(workdir, "--batch_size", "9", launcher=TORCHRUN)
     assert result.returncode != 0
     assert "error: --batch_size 9 does not split evenly over 2 processes" in result.stderr
 
