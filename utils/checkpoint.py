@@ -15,6 +15,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def companion_path(ckpt: str | Path, tag: str) -> str:
+    """A file that travels with a checkpoint: `x.pt` -> `x-<tag>.pt` (generator, state)."""
+    return f"{Path(ckpt).with_suffix('')}-{tag}.pt"
+
+
 def save_atomic(obj: object, path: str | Path) -> None:
     """Write a temporary file in the same folder, then rename: a kill never leaves half a file."""
     path = Path(path)

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from utils import distributed
 from utils.accel import Precision, maybe_compile
-from utils.checkpoint import load_weights, save_atomic
+from utils.checkpoint import companion_path, load_weights, save_atomic
 from utils.misc import append_csv_row, ensure_writable, format_metrics, step_schedulers
 from utils.progress import progress_bar
 from utils.run_logger import RunLogger
@@ -80,12 +80,12 @@ class Recipe:
 
     @property
     def generator_ckpt(self) -> str:
-        return str(Path(self.student_ckpt).with_suffix("")) + "-generator.pt"
+        return companion_path(self.student_ckpt, "generator")
 
     @property
     def state_path(self) -> str:
         """The resumable state, rewritten after every epoch."""
-        return str(Path(self.student_ckpt).with_suffix("")) + "-state.pt"
+        return companion_path(self.student_ckpt, "state")
 
     @property
     def csv_path(self) -> str:
@@ -255,7 +255,7 @@ def distill(
     teacher.to(memory_format=torch.channels_last)
     if args.stu_ckpt:
         load_weights(student, args.stu_ckpt)
-        generator_path = str(Path(args.stu_ckpt).with_suffix("")) + "-generator.pt"
+        generator_path = companion_path(args.stu_ckpt, "generator")
         if Path(generator_path).is_file():
             load_weights(generator, generator_path)
         else:
@@ -344,7 +344,6 @@ def distill(
                     logger.epoch(epoch, {**metrics, **losses, f"best_{recipe.metric}": best,
                                          "lr_S": optimizer_S.param_groups[0]["lr"]})
                     logger.samples(test_loader, device, student, teacher, generator)
-            distributed.barrier()
             if distributed.any_rank(stop.requested, device) and epoch < args.epochs:
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped after epoch {epoch}; state saved to "

@@ -113,11 +113,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def barrier() -> None:
-    if world_size() > 1:
-        dist.barrier()
-
-
 def same_on_every_rank(module: nn.Module, device: torch.device) -> bool:
     """Whether every rank holds the same parameters (checked once, at the end of a run)."""
     if world_size() == 1:

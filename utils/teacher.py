@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from utils import distributed
-from utils.checkpoint import save_atomic
+from utils.checkpoint import companion_path, save_atomic
 from utils.dfad import Evaluate
 from utils.misc import ensure_writable, format_metrics, step_schedulers
 from utils.progress import progress_bar
@@ -99,7 +99,7 @@ def fit_teacher(
     """
     if distributed.is_main():
         ensure_writable(Path(ckpt_path).parent)
-    state_path = str(Path(ckpt_path).with_suffix("")) + "-state.pt"
+    state_path = companion_path(ckpt_path, "state")
     schedulers = [scheduler] if scheduler is not None else []
     epochs_done, best = 0, 0.0
     state_file = resume_path(args, state_path)
