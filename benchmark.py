@@ -41,6 +41,7 @@ from utils.dfad import (
     sample_noise,
     student_step,
 )
+from utils.host_memory import keep_freed_memory
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile")
 
@@ -98,6 +99,8 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
             warmup: int) -> dict[str, object]:
     """Time `iters` iterations after `warmup` ones, in this process."""
     config = CONFIGS[name]
+    if mode != "reference":  # the entry scripts do this in utils/cli.run_main
+        keep_freed_memory()
     torch.manual_seed(0)
     teacher, student, generator = config.build()
     teacher.to(device).eval()

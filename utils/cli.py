@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from utils import distributed
 from utils.accel import add_speed_args
+from utils.host_memory import keep_freed_memory
 from utils.misc import UserError
 from utils.run_state import Interrupted
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
@@ -141,6 +142,7 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
              argv: Sequence[str] | None = None) -> None:
     """Parse flags and run `main`; a UserError becomes one line on stderr and exit code 1."""
     args = get_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         main(args)
     except UserError as err:

@@ -1,0 +1,97 @@
+"""The CPU speed-ups of the generator keep its values: the 2x2 phase decomposition of
+upsample + 3x3 conv, the channels_last layout from the first layer on, and glibc's freed-memory
+reuse (utils/host_memory.py)."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from network.gan import GeneratorA, _phase_kernels, upsample2x_conv3x3
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_decomposition_equals_upsample_then_conv_in_float64(channels_last, bias):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 7, 3, padding=1, bias=bias).double()
+    x = torch.randn(3, 5, 4, 6, dtype=torch.double, requires_grad=True)  # not square on purpose
+    x_in = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    params = [x, *conv.parameters()]
+    plain = conv(F.interpolate(x_in, scale_factor=2))
+    grad_out = torch.randn_like(plain)
+    plain_grads = torch.autograd.grad(plain, params, grad_out)
+    phases = upsample2x_conv3x3(x_in, conv, decompose=True)
+    phase_grads = torch.autograd.grad(phases, params, grad_out)
+    assert phases.shape == plain.shape == (3, 7, 8, 12)
+    torch.testing.assert_close(phases, plain, rtol=0, atol=1e-12)
+    for got, want in zip(phase_grads, plain_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_phase_kernels_hold_the_3x3_weights_summed_per_phase():
+    w = torch.arange(9.0).view(1, 1, 3, 3)  # rows (0 1 2) (3 4 5) (6 7 8)
+    k = _phase_kernels(w).view(4, 2, 2)
+    # phase (0, 0): rows {0}, {1, 2} and columns {0}, {1, 2}
+    assert k[0].tolist() == [[0.0, 1 + 2], [3 + 6, 4 + 5 + 7 + 8]]
+    # phase (1, 1): rows {0, 1}, {2} and columns {0, 1}, {2}
+    assert k[3].tolist() == [[0 + 1 + 3 + 4, 2 + 5], [6 + 7, 8.0]]
+
+
+def test_generator_a_cpu_channels_last_matches_the_plain_nchw_forward():
+    """The engine's layout (channels_last on the CPU) takes the decomposed path; fp32 rounding
+    only. Train mode, so BatchNorm's running statistics must match too."""
+    torch.manual_seed(0)
+    plain = GeneratorA(nz=100, nc=1, img_size=32)
+    fast = GeneratorA(nz=100, nc=1, img_size=32)
+    fast.load_state_dict(plain.state_dict())
+    fast.to(memory_format=torch.channels_last)
+    z = torch.randn(16, 100)
+    want, got = plain(z), fast(z)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    for (name, a), (_, b) in zip(plain.named_buffers(), fast.named_buffers()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    # The state_dict is the 3x3 one: checkpoints do not change.
+    assert fast.state_dict()["conv_blocks1.0.weight"].shape == (128, 128, 3, 3)
+
+
+def test_freed_large_blocks_are_reused_without_page_faults():
+    """Run in its own process: glibc's settings are per process."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc malloc tuning is Linux only")
+    code = textwrap.dedent("""
+        import resource, sys, torch
+        from utils.host_memory import keep_freed_memory
+        on = sys.argv[1] == "on"
+        if on:
+            assert keep_freed_memory() is True
+        faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(12):  # 64 MiB: above glibc's largest mmap threshold; the heap settles
+            torch.empty(64 * 2**20 // 4).fill_(1)
+        before = faults()
+        for _ in range(4):
+            torch.empty(64 * 2**20 // 4).fill_(1)
+        print((faults() - before) / 4)
+    """)
+    per_alloc = {}
+    for mode in ("on", "off"):
+        result = subprocess.run([sys.executable, "-c", code, mode], cwd=REPO, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        per_alloc[mode] = float(result.stdout.strip().splitlines()[-1])
+    pages = 64 * 2**20 // 4096
+    assert per_alloc["off"] > pages / 2  # glibc's default: a fresh mmap for each block
+    assert per_alloc["on"] < pages / 20  # reused from the heap
+
+
+def test_opting_out_keeps_glibc_defaults(monkeypatch):
+    from utils.host_memory import keep_freed_memory
+
+    monkeypatch.setenv("DFAD_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False
