@@ -45,8 +45,9 @@ def upsample2x_conv3x3(x: torch.Tensor, conv: nn.Conv2d, decompose: bool | None 
     `_phase_kernels` (one convolution with 4x the output channels, then the phases are
     interleaved): 16 instead of 36 multiply-adds per output value and no upsampled copy of `x`.
     The result is the same sum with the weights of repeated pixels added first, so it differs
-    from the plain ops by rounding only (about 1e-5 relative in fp32, and closer to a float64
-    reference than the plain ops). The weights stay the 3x3 ones: checkpoints do not change.
+    from the plain ops by rounding only (in fp32 on the MNIST sizes: max abs error 1e-5 against a
+    float64 reference, the plain ops 1.6e-5, for outputs of magnitude ~10). The weights stay the
+    3x3 ones: checkpoints do not change.
     By default (None) it decomposes channels_last maps on the CPU, where it is measured faster;
     elsewhere (CUDA, NCHW) the plain ops run.
     """

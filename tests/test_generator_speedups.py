@@ -30,7 +30,7 @@ def test_decomposition_equals_upsample_then_conv_in_float64(channels_last, bias)
     phase_grads = torch.autograd.grad(phases, params, grad_out)
     assert phases.shape == plain.shape == (3, 7, 8, 12)
     torch.testing.assert_close(phases, plain, rtol=0, atol=1e-12)
-    for got, want in zip(phase_grads, plain_grads):
+    for got, want in zip(phase_grads, plain_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 
@@ -55,7 +55,8 @@ def test_generator_a_cpu_channels_last_matches_the_plain_nchw_forward():
     want, got = plain(z), fast(z)
     assert got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    for (name, a), (_, b) in zip(plain.named_buffers(), fast.named_buffers()):
+    for (name, a), (_, b) in zip(plain.named_buffers(), fast.named_buffers(),
+                                        strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
     # The state_dict is the 3x3 one: checkpoints do not change.
     assert fast.state_dict()["conv_blocks1.0.weight"].shape == (128, 128, 3, 3)
