@@ -87,8 +87,10 @@ def test_freed_large_blocks_are_reused_without_page_faults():
         assert result.returncode == 0, result.stderr
         per_alloc[mode] = float(result.stdout.strip().splitlines()[-1])
     pages = 64 * 2**20 // 4096
-    assert per_alloc["off"] > pages / 2  # glibc's default: a fresh mmap for each block
-    assert per_alloc["on"] < pages / 20  # reused from the heap
+    if per_alloc["off"] < pages / 2:  # e.g. transparent huge pages set to "always"
+        pytest.skip(f"only {per_alloc['off']:.0f} page faults per block without the tuning: "
+                    "nothing to compare on this machine")
+    assert per_alloc["on"] < pages / 20  # reused from the heap, not mapped afresh
 
 
 def test_opting_out_keeps_glibc_defaults(monkeypatch):
