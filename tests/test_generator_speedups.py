@@ -55,8 +55,8 @@ def test_generator_a_cpu_channels_last_matches_the_plain_nchw_forward():
     want, got = plain(z), fast(z)
     assert got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    for (name, a), (_, b) in zip(plain.named_buffers(), fast.named_buffers(),
-                                        strict=True):
+    buffers = zip(plain.named_buffers(), fast.named_buffers(), strict=True)
+    for (name, a), (_, b) in buffers:
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
     # The state_dict is the 3x3 one: checkpoints do not change.
     assert fast.state_dict()["conv_blocks1.0.weight"].shape == (128, 128, 3, 3)
