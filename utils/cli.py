@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from utils import distributed
 from utils.accel import add_speed_args
+from utils.generator_health import DIVERSITY_THRESHOLD, ENTROPY_THRESHOLD, PATIENCE
 from utils.host_memory import keep_freed_memory
 from utils.misc import UserError
 from utils.run_state import Interrupted
@@ -34,6 +35,14 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def batch_or_off(text: str) -> int:
+    """0 (off) or a batch of at least 2: a pairwise distance needs two samples."""
+    value = positive_int(0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (off) or >= 2, got 1")
     return value
 
 
@@ -133,6 +142,15 @@ def add_dfad_args(
     parser.add_argument("--ckpt", default=ckpt, help=f"teacher state_dict (default: {ckpt})")
     parser.add_argument("--stu_ckpt", default=None,
                         help="start from this student state_dict (and its -generator.pt)")
+    parser.add_argument("--health_batch", type=batch_or_off, default=None,
+                        help="fixed latent batch on which the generator's health is measured "
+                             "every epoch (default: --batch_size; 0 turns it off)")
+    parser.add_argument("--warn_entropy", type=non_negative_float, default=ENTROPY_THRESHOLD,
+                        help=f"warn when gen_class_entropy stays below this for {PATIENCE} epochs "
+                             f"in a row (default: {ENTROPY_THRESHOLD})")
+    parser.add_argument("--warn_diversity", type=non_negative_float, default=DIVERSITY_THRESHOLD,
+                        help=f"warn when gen_diversity stays below this for {PATIENCE} epochs "
+                             f"in a row (default: {DIVERSITY_THRESHOLD})")
     add_runtime_args(parser)
     add_speed_args(parser)
 

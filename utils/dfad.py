@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from utils import distributed
 from utils.accel import Precision, maybe_compile
 from utils.checkpoint import companion_path, load_weights, save_atomic
+from utils.generator_health import GeneratorHealth, summary
 from utils.misc import append_csv_row, ensure_writable, format_metrics, step_schedulers
 from utils.progress import progress_bar
 from utils.run_logger import RunLogger
@@ -277,12 +278,18 @@ def distill(
 
     parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
              "optimizer_G": optimizer_G, "precision": precision}
+    # Rank 0 only, like the evaluation: no collective call in it, so no rank waits for another.
+    health = GeneratorHealth.from_args(args, test_loader) if main else None
+    if health is not None:
+        parts["health"] = health  # its fixed latent batch and streaks go into the resume state
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
     state_file = resume_path(args, recipe.state_path)
     if state_file is not None:
         state = load_state(state_file, args)
         for name, obj in parts.items():
-            if name in state:  # state files from before --amp have no "precision"
+            # State files from before --amp have no "precision"; from before the generator
+            # health no "health" (its batch is then drawn again from the same seed).
+            if name in state:
                 obj.load_state_dict(state[name])
         for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
@@ -327,6 +334,11 @@ def distill(
                 # stream independent of evaluation, and every rank's stream in step.
                 with eval_mode(student, generator), torch.random.fork_rng(devices=[]):
                     metrics = recipe.evaluate(student, test_loader, device)
+                gen = {}
+                if health is not None:  # utils/generator_health.py
+                    with eval_mode(teacher, student, generator):
+                        gen = health.measure(teacher, student, generator)
+                    health.watch(epoch, gen)
                 value = metrics[recipe.metric]
                 history.append(value)
                 if value > best:  # strictly better, as the original
@@ -339,10 +351,13 @@ def distill(
             if main:
                 print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}="
                       f"{best:.4f} | lr_S={optimizer_S.param_groups[0]['lr']:.2e} | "
-                      f"{format_metrics(losses)} | {time.perf_counter() - start:.1f}s", flush=True)
+                      f"{format_metrics(losses)} | {summary(gen) + ' | ' if gen else ''}"
+                      f"{time.perf_counter() - start:.1f}s", flush=True)
                 if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
                     logger.epoch(epoch, {**metrics, **losses, f"best_{recipe.metric}": best,
-                                         "lr_S": optimizer_S.param_groups[0]["lr"]})
+                                         "lr_S": optimizer_S.param_groups[0]["lr"], **gen})
+                    if gen:
+                        logger.health(epoch, gen)
                     logger.samples(test_loader, device, student, teacher, generator)
             if distributed.any_rank(stop.requested, device) and epoch < args.epochs:
                 raise Interrupted(stop.signum or signal.SIGTERM,

@@ -2,7 +2,8 @@
 
 One object per run, handed to `distill()` / `fit_teacher()`:
 * visdom windows (SPEC §3.1-3.4): `Loss_S`, `Loss_G` every log interval, the metric (`Acc` or
-  `mIoU`) and the image panels after each evaluation; a replayable `log/<run>.visdom.log`;
+  `mIoU`) and the image panels after each evaluation, for DFAD also `gen_class_hist` and
+  `generator health`; a replayable `log/<run>.visdom.log`;
 * `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id);
 * `results/<run>/latest-<panel>.png`: the panels of the latest evaluation, overwritten each time
   (a long run would otherwise leave thousands of files).
@@ -23,11 +24,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from utils import distributed
+from utils.generator_health import HISTOGRAM, SCALARS
 from utils.sample_grids import Panels, save_png
 from utils.visualizer import VisdomPlotter, warn
 
 DrawPanels = Callable[..., Panels]
 METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}  # the original's window names (SPEC §3.2)
+HEALTH_WINDOW = "generator health"
 
 
 class RunLogger:
@@ -89,6 +92,16 @@ class RunLogger:
                 f.write(json.dumps(line, default=float) + "\n")
         except OSError as err:
             warn(f"could not append to {self.metrics_path}: {err}")
+
+    def health(self, epoch: int, values: dict[str, Any]) -> None:
+        """The generator's class histogram as a bar chart and its four scalars in one window
+        (utils/generator_health.py); a number that could not be measured is left out."""
+        hist = values[HISTOGRAM]
+        self.plotter.add_bar(HISTOGRAM, hist, [str(c) for c in range(len(hist))])
+        for key in SCALARS:
+            if values[key] is not None:
+                self.plotter.add_scalar(HEALTH_WINDOW, epoch, float(values[key]),
+                                        trace_name=key)
 
     def samples(self, loader: DataLoader, device: torch.device, model: nn.Module,
                 teacher: nn.Module | None = None, generator: nn.Module | None = None) -> None:

@@ -141,6 +141,11 @@ class VisdomPlotter:
         self._call("line", X=np.array([x]), Y=np.array([y]), win=win, opts=opts,
                    update=update, name=trace_name)
 
+    def add_bar(self, win: str, values: list[float], labels: list[str]) -> None:
+        """Replace the bar chart `win` with one bar per label."""
+        self._call("bar", X=np.asarray(values, dtype=float), win=win,
+                   opts={"title": win, "rownames": list(labels)})
+
     def add_image(self, win: str, img: np.ndarray, opts: dict | None = None) -> None:
         """Show a C x H x W image with values in [0, 1] (or uint8) in window `win`."""
         self._call("image", np.asarray(img), win=win, opts={"title": win, **(opts or {})})
