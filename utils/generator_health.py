@@ -64,17 +64,26 @@ def real_images(loader: DataLoader, n: int) -> torch.Tensor:
     return torch.cat(batches)
 
 
+def class_histogram(logits: torch.Tensor) -> torch.Tensor:
+    """Share of samples (pixels, for N x C x H x W) per predicted class; sums to 1."""
+    pred = logits.argmax(dim=1)
+    return torch.bincount(pred.flatten(), minlength=logits.shape[1]).double() / pred.numel()
+
+
+def normalized_entropy(hist: torch.Tensor) -> float:
+    """Entropy / log C: 1 for a uniform histogram, 0 for a single class."""
+    present = hist[hist > 0]
+    # max(0.0, ...) and not max(..., 0.0): a single class gives -0.0, printed "-0.000".
+    return max(0.0, -(present * present.log()).sum().item() / math.log(len(hist)))
+
+
 def class_statistics(teacher_logits: torch.Tensor, student_logits: torch.Tensor
                      ) -> dict[str, float | list[float]]:
     """Histogram, normalised entropy, confidence and agreement; per pixel for N x C x H x W."""
-    probs = teacher_logits.float().softmax(dim=1)
-    confidence, pred = probs.max(dim=1)
-    num_classes = probs.shape[1]
-    hist = torch.bincount(pred.flatten(), minlength=num_classes).double() / pred.numel()
-    present = hist[hist > 0]
-    entropy = -(present * present.log()).sum().item() / math.log(num_classes)
+    confidence, pred = teacher_logits.float().softmax(dim=1).max(dim=1)
+    hist = class_histogram(teacher_logits)
     agreement = (student_logits.argmax(dim=1) == pred).double().mean().item()
-    return {HISTOGRAM: hist.tolist(), "gen_class_entropy": max(entropy, 0.0),
+    return {HISTOGRAM: hist.tolist(), "gen_class_entropy": normalized_entropy(hist),
             "gen_confidence": confidence.double().mean().item(), "gen_agreement": agreement}
 
 
