@@ -7,6 +7,9 @@ torch.cuda.max_memory_allocated on a GPU. Modes:
   fp32       this repo's default engine (same maths: utils/dfad.py student_step/generator_step)
   bf16/fp16  --amp bf16 / --amp fp16
   compile    --compile (fp32); its compilation happens in the warm-up iterations
+  health     no training step: the per-epoch generator-health measurement
+             (utils/generator_health.py) on a fixed batch of the config's size; its one-off
+             real-image reference (random images here) falls in the warm-up
 
     python benchmark.py --configs mnist --modes reference fp32 bf16 --iters 3
 """
@@ -35,15 +38,17 @@ from utils.dfad import (
     STUDENT_STEPS_PER_ITERATION,
     GeneratorLoss,
     discrepancy,
+    eval_mode,
     generator_loss_log_mae,
     generator_loss_mae,
     generator_step,
     sample_noise,
     student_step,
 )
+from utils.generator_health import GeneratorHealth, fixed_latents
 from utils.host_memory import keep_freed_memory
 
-MODES = ("reference", "fp32", "bf16", "fp16", "compile")
+MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,17 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
     precision = Precision(mode if mode in ("bf16", "fp16") else None, device)
     compiled = mode == "compile"
     t, s, g = (maybe_compile(net, compiled) for net in (teacher, student, generator))
+    if mode == "health":
+        with torch.no_grad(), eval_mode(generator):
+            shape = generator(sample_noise(2, config.nz, device)).shape[1:]
+        health = GeneratorHealth(fixed_latents(batch_size, config.nz, 0),
+                                 torch.randn(batch_size, *shape))
 
     def iteration() -> None:
+        if mode == "health":
+            with eval_mode(teacher, student, generator):
+                health.measure(teacher, student, generator)
+            return
         if mode == "reference":
             reference_iteration(teacher, student, generator, optimizer_S, optimizer_G,
                                 batch_size, config.nz, config.generator_loss, device)
@@ -152,8 +166,9 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
     return {"config": name, "mode": mode, "device": str(device), "batch_size": batch_size,
             "threads": torch.get_num_threads(), "iters": iters, "warmup": warmup,
             "s_per_iter": mean, "s_per_iter_min": min(times), "s_per_iter_max": max(times),
-            # Generated samples per second: 6 generator batches per iteration.
-            "samples_per_s": (STUDENT_STEPS_PER_ITERATION + 1) * batch_size / mean,
+            # Generated samples per second: 6 generator batches per iteration (health: 1).
+            "samples_per_s": (1 if mode == "health" else STUDENT_STEPS_PER_ITERATION + 1)
+            * batch_size / mean,
             "peak_mib": peak_mib,
             "peak_kind": "cuda_max_allocated" if device.type == "cuda" else "rss"}
 

@@ -38,7 +38,8 @@ from utils.misc import UserError, resolve_device
 from utils.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
 
 LABEL_W = 40  # class index column of the classification grid
-BAR_W = 160  # histogram column
+BAR_W = 160  # histogram column: the bar, then the share as text
+BAR_LEN = 100
 LEGEND_W = 200  # class colour legend of the segmentation picture
 LEGEND_ROW_H = 16
 TEXT_H = 11  # PIL's default font
@@ -159,7 +160,7 @@ def classification_picture(images: np.ndarray, logits: torch.Tensor,
     canvas = Image.new("RGB", (LABEL_W + per_class * w + BAR_W, num_classes * h))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
-    scale = (BAR_W - 56) / max(hist.max().item(), 1e-12)  # the largest share fills the bar
+    scale = BAR_LEN / max(hist.max().item(), 1e-12)  # the largest share fills the bar
     for c in range(num_classes):
         top = c * h
         draw.text((4, top + h // 2 - TEXT_H // 2), str(c), fill=TEXT, font=font)
@@ -169,12 +170,14 @@ def classification_picture(images: np.ndarray, logits: torch.Tensor,
             canvas.paste(Image.fromarray(images[i]), (LABEL_W + k * w, top))
         left = LABEL_W + per_class * w + 4
         share = hist[c].item()
-        draw.rectangle((left, top + h // 4, left + round(share * scale), top + 3 * h // 4),
-                       fill=BAR)
+        if share > 0:
+            draw.rectangle((left, top + h // 4, left + round(share * scale), top + 3 * h // 4),
+                           fill=BAR)
         mark = left + round(scale / num_classes)
-        draw.line((mark, top + h // 4 - 2, mark, top + 3 * h // 4 + 2), fill=MARK)
-        draw.text((left + round(share * scale) + 4, top + h // 2 - TEXT_H // 2), f"{share:.1%}",
-                  fill=TEXT, font=font)
+        if mark <= left + BAR_LEN:
+            draw.line((mark, top + h // 4 - 2, mark, top + 3 * h // 4 + 2), fill=MARK)
+        draw.text((left + BAR_LEN + 6, top + h // 2 - TEXT_H // 2), f"{share:.1%}", fill=TEXT,
+                  font=font)
     return canvas
 
 

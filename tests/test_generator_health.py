@@ -21,6 +21,7 @@ from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from scripts import inspect_generator
+from utils.cli import run_main
 from utils.dfad import Recipe, distill, eval_mode, generator_loss_mae
 from utils.evaluation import evaluate_classification
 from utils.generator_health import (
@@ -248,16 +249,18 @@ def test_inspect_segmentation_png(tmp_path, monkeypatch):
         assert img.size == (2 * 128 + inspect_generator.LEGEND_W, 3 * 128)
 
 
-def test_inspect_bad_files_are_one_line(tmp_path):
+def test_inspect_bad_files_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     write_random_teacher(tmp_path)
-    wrong = tmp_path / "mnist-lenet5_half-generator.pt"
-    torch.save(GeneratorB(nz=100, ngf=4, nc=3, img_size=32).state_dict(), wrong)
-    unknown = tmp_path / "mystery-generator.pt"
-    torch.save(GeneratorA(nz=100, nc=1).state_dict(), unknown)
-    for path, message in ((wrong, "does not match GeneratorA"),
-                          (unknown, "cannot tell the experiment from the file name"),
-                          (tmp_path / "mnist-missing.pt", "checkpoint not found")):
-        result = inspect(str(path), cwd=tmp_path)
-        assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
+    torch.save(GeneratorB(nz=100, ngf=4, nc=3, img_size=32).state_dict(),
+               "mnist-lenet5_half-generator.pt")
+    torch.save(GeneratorA(nz=100, nc=1).state_dict(), "mystery-generator.pt")
+    for path, message in (("mnist-lenet5_half-generator.pt", "does not match GeneratorA"),
+                          ("mystery-generator.pt", "cannot tell the experiment from the file name"),
+                          ("mnist-missing.pt", "checkpoint not found")):
+        with pytest.raises(SystemExit) as exit_:
+            run_main(inspect_generator.get_parser, inspect_generator.main,
+                     [path, "--device", "cpu"])
+        assert exit_.value.code == 1
+        lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
