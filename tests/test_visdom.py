@@ -98,6 +98,17 @@ def workdir(tmp_path_factory) -> Path:
     return work
 
 
+def assert_health_windows(port: int, env: str) -> None:
+    """The generator's class histogram (10 bars) and one window with its four scalars."""
+    bars = window(port, "gen_class_hist", env)["content"]["data"][0]
+    assert bars["type"] == "bar" and len(bars["y"]) == 10
+    assert sum(bars["y"]) == pytest.approx(1.0)
+    traces = window(port, "generator health", env)["content"]["data"]
+    assert [t["name"] for t in traces] == ["gen_class_entropy", "gen_confidence",
+                                           "gen_diversity", "gen_agreement"]
+    assert all(list(t["x"]) == [1, 2] for t in traces)
+
+
 def dfad_mnist(work: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "DFAD_mnist.py"), "--epochs", "2",
                            "--epoch_itrs", "4", "--log-interval", "2", "--batch_size", "4",
@@ -119,6 +130,7 @@ def test_dfad_mnist_plots_every_window_to_a_live_server(server, workdir):
     for win in ("input", "generated"):
         assert window(server, win, "DFAD-mnist")["type"] == "image"
     assert "lr_S" in window(server, "config", "DFAD-mnist")["content"]
+    assert_health_windows(server, "DFAD-mnist")
 
     # Judged without a server: the latest sample grids and the metrics file.
     for name in ("generated", "input"):
@@ -130,7 +142,9 @@ def test_dfad_mnist_plots_every_window_to_a_live_server(server, workdir):
              (workdir / "log/DFAD-mnist.metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines[-2:]] == [1, 2]
     assert lines[-1]["run_id"] == lines[-2]["run_id"]
-    assert {"acc", "loss_S", "loss_G", "best_acc", "lr_S", "time"} <= set(lines[-1])
+    assert {"acc", "loss_S", "loss_G", "best_acc", "lr_S", "time", "gen_class_hist",
+            "gen_class_entropy", "gen_confidence", "gen_diversity",
+            "gen_agreement"} <= set(lines[-1])
 
 
 def test_no_server_one_warning_and_the_log_replays(server, workdir):
@@ -146,6 +160,7 @@ def test_no_server_one_warning_and_the_log_replays(server, workdir):
     assert [x for x, _ in points(server, "Loss_G", "replayed")] == [2, 4, 6, 8]
     assert len(points(server, "Acc", "replayed")) == 2
     assert window(server, "generated", "replayed")["type"] == "image"
+    assert_health_windows(server, "replayed")
 
 
 def test_server_dying_mid_run_costs_one_warning(tmp_path, capsys):
