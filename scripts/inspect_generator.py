@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class Experiment:
     classes: Sequence[str] = ()
 
 
-def _defaults(module: object, dataset: str | None = None) -> tuple[str, int]:
+def _defaults(module: ModuleType, dataset: str | None = None) -> tuple[str, int]:
     """The script's own --ckpt and --nz defaults, so the two never drift apart."""
     parser = module.get_parser()
     ckpt = parser.get_default("ckpt") or module.teacher_ckpt(dataset)
@@ -131,7 +132,8 @@ def get_parser() -> argparse.ArgumentParser:
 @torch.no_grad()
 def generate(generator: nn.Module, teacher: nn.Module, n: int, nz: int, seed: int,
              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(samples, teacher logits) for n latents from a private seeded RNG, in eval mode."""
+    """(samples, teacher logits) for n latents from a private seeded RNG (the global stream is
+    not touched); the caller puts both networks in eval mode."""
     rng = torch.Generator(device="cpu").manual_seed(seed)
     z = torch.randn(n, nz, 1, 1, generator=rng)
     images, logits = [], []
