@@ -3,7 +3,7 @@
 The generator is trained to make the teacher confident (one-hot loss), to use all classes evenly
 (information entropy of the batch-mean prediction, in log base 10 as the authors' code) and to
 excite the teacher's features (activation loss); the student imitates the teacher on the same
-batch with a KL divergence. Details are in docs/original.md ("Table 2 baselines").
+batch with a KL divergence. The recipe and its sources: docs/table2-mnist.md.
 """
 from __future__ import annotations
 
