@@ -234,11 +234,13 @@ def upsample_conv_rows(name: str, device: torch.device, batch_size: int, iters: 
     rows: list[dict[str, object]] = []
     for layer, conv in (("conv_blocks1", generator.conv_blocks1[0]),
                         ("conv_blocks2", generator.conv_blocks2[0])):
-        torch.manual_seed(0)
-        x = torch.randn(batch_size, conv.in_channels, size, size, device=device)
-        x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
         for dtype in ("fp32", "bf16"):
             precision = Precision(dtype if dtype == "bf16" else None, device)
+            torch.manual_seed(0)
+            # Under bf16 autocast the generator's BatchNorm hands the pair a bf16 map.
+            x = torch.randn(batch_size, conv.in_channels, size, size, device=device,
+                            dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+            x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
             timings = time_phases(conv, x, precision, device, iters, warmup)
             for step in ("forward", "fwd+bwd"):
                 plain, phases = timings[step]["plain_ms"], timings[step]["phases_ms"]
