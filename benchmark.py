@@ -10,8 +10,15 @@ torch.cuda.max_memory_allocated on a GPU. Modes:
   health     no training step: the per-epoch generator-health measurement
              (utils/generator_health.py) on a fixed batch of the config's size; its one-off
              real-image reference (random images here) falls in the warm-up
+cuDNN runs as in the scripts: deterministic unless --cudnn_benchmark (autotuning).
 
     python benchmark.py --configs mnist --modes reference fp32 bf16 --iters 3
+
+--upsample_conv instead times the generator's "2x upsample, then 3x3 convolution" pairs
+(GeneratorA: mnist, cifar10) as plain ops against the 2x2 phase kernels of
+network/gan.py upsample2x_conv3x3, in this process, so the default can follow a measurement:
+
+    python benchmark.py --upsample_conv --configs mnist cifar10 --device cuda
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -100,10 +108,28 @@ def reference_iteration(teacher: nn.Module, student: nn.Module, generator: nn.Mo
     optimizer_G.step()
 
 
+def set_cudnn(autotune: bool) -> str:
+    """The scripts' cuDNN setting (utils/misc.py): deterministic, or autotuned; returns it."""
+    torch.backends.cudnn.deterministic = not autotune
+    torch.backends.cudnn.benchmark = autotune
+    return (f"cuDNN {torch.backends.cudnn.version()}: "
+            f"enabled={torch.backends.cudnn.enabled} "
+            f"deterministic={torch.backends.cudnn.deterministic} "
+            f"benchmark={torch.backends.cudnn.benchmark} "
+            f"allow_tf32={torch.backends.cudnn.allow_tf32} "
+            f"(matmul allow_tf32={torch.backends.cuda.matmul.allow_tf32})")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: int,
-            warmup: int) -> dict[str, object]:
+            warmup: int, cudnn_benchmark: bool = False) -> dict[str, object]:
     """Time `iters` iterations after `warmup` ones, in this process."""
     config = CONFIGS[name]
+    set_cudnn(cudnn_benchmark)
     if mode != "reference":  # the entry scripts do this in utils/cli.run_main
         keep_freed_memory()
     torch.manual_seed(0)
@@ -131,7 +157,7 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
     def iteration() -> None:
         if mode == "health":
             with eval_mode(teacher, student, generator):
-                health.measure(teacher, student, generator)
+                health.measure(teacher, student, generator, device)
             return
         if mode == "reference":
             reference_iteration(teacher, student, generator, optimizer_S, optimizer_G,
@@ -143,20 +169,16 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
         generator_step(t, s, g, optimizer_G, sample_noise(batch_size, config.nz, device),
                        config.generator_loss, precision)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     for _ in range(warmup):
         iteration()
-    sync()
+    synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(iters):
         start = time.perf_counter()
         iteration()
-        sync()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated() / 2**20
@@ -170,7 +192,112 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
             "samples_per_s": (1 if mode == "health" else STUDENT_STEPS_PER_ITERATION + 1)
             * batch_size / mean,
             "peak_mib": peak_mib,
-            "peak_kind": "cuda_max_allocated" if device.type == "cuda" else "rss"}
+            "peak_kind": "cuda_max_allocated" if device.type == "cuda" else "rss",
+            "cudnn_benchmark": cudnn_benchmark}
+
+
+def time_per_call(fn: Callable[[], object], device: torch.device, iters: int,
+                  warmup: int) -> float:
+    """Mean seconds per call of `fn`, synchronised once around the timed calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / iters
+
+
+def time_phases(conv: nn.Conv2d, x: torch.Tensor, precision: Precision, device: torch.device,
+                iters: int, warmup: int) -> dict[str, dict[str, float] | float]:
+    """ms per call of plain vs phase kernels, forward alone and forward + backward."""
+    params = [x, *conv.parameters()]
+
+    def forward(decompose: bool) -> torch.Tensor:
+        with precision.autocast():
+            return gan.upsample2x_conv3x3(x, conv, decompose=decompose)
+
+    def forward_no_grad(decompose: bool) -> None:
+        with torch.no_grad():
+            forward(decompose)
+
+    def forward_backward(decompose: bool) -> None:
+        out = forward(decompose)
+        torch.autograd.grad(out, params, torch.ones_like(out))
+
+    with torch.no_grad():
+        diff = (forward(True).float() - forward(False).float()).abs().max().item()
+    timings: dict[str, dict[str, float] | float] = {"max_abs_diff": diff}
+    for step, fn in (("forward", forward_no_grad), ("fwd+bwd", forward_backward)):
+        timings[step] = {
+            "plain_ms": 1e3 * time_per_call(partial(fn, False), device, iters, warmup),
+            "phases_ms": 1e3 * time_per_call(partial(fn, True), device, iters, warmup)}
+    return timings
+
+
+def upsample_conv_rows(name: str, device: torch.device, batch_size: int, iters: int,
+                       warmup: int) -> list[dict[str, object]]:
+    """Plain upsample + 3x3 conv against the 2x2 phase kernels, at the config's generator's
+    layers and batch, channels_last as the engine runs them: forward alone (the 5 student
+    steps) and forward + backward (the generator step), fp32 and bf16 autocast."""
+    generator = CONFIGS[name].build()[2]
+    if not isinstance(generator, gan.GeneratorA):
+        return []
+    generator.to(device).to(memory_format=torch.channels_last)
+    size = generator.init_size
+    rows: list[dict[str, object]] = []
+    for layer, conv in (("conv_blocks1", generator.conv_blocks1[0]),
+                        ("conv_blocks2", generator.conv_blocks2[0])):
+        for dtype in ("fp32", "bf16"):
+            precision = Precision(dtype if dtype == "bf16" else None, device)
+            torch.manual_seed(0)
+            # Under bf16 autocast the generator's BatchNorm hands the pair a bf16 map.
+            x = torch.randn(batch_size, conv.in_channels, size, size, device=device,
+                            dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+            x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            timings = time_phases(conv, x, precision, device, iters, warmup)
+            for step in ("forward", "fwd+bwd"):
+                plain, phases = timings[step]["plain_ms"], timings[step]["phases_ms"]
+                rows.append({"config": name, "layer": layer, "in_c": conv.in_channels,
+                             "out_c": conv.out_channels, "in_hw": size,
+                             "batch_size": batch_size, "dtype": dtype, "pass": step,
+                             "device": str(device), "plain_ms": plain, "phases_ms": phases,
+                             "plain_over_phases": plain / phases,
+                             "max_abs_diff": timings["max_abs_diff"]})
+        size *= 2
+    return rows
+
+
+def run_upsample_conv(args: argparse.Namespace, device: torch.device) -> list[dict[str, object]]:
+    print(f"{'config':<9}{'layer':<13}{'shape':<17}{'dtype':<6}{'pass':<9}{'plain ms':>10}"
+          f"{'phases ms':>11}{'plain/phases':>14}{'max |diff|':>12}", flush=True)
+    results = []
+    for name in args.configs:
+        rows = upsample_conv_rows(name, device, args.batch_size or CONFIGS[name].batch_size,
+                                  args.iters, args.warmup)
+        if not rows:
+            print(f"{name:<9}no upsample + 3x3 conv in its generator (GeneratorB)", flush=True)
+        for row in rows:
+            shape = f"{row['in_c']}->{row['out_c']} {row['in_hw']}px"
+            print(f"{name:<9}{row['layer']:<13}{shape:<17}{row['dtype']:<6}{row['pass']:<9}"
+                  f"{row['plain_ms']:>10.3f}{row['phases_ms']:>11.3f}"
+                  f"{row['plain_over_phases']:>14.2f}{row['max_abs_diff']:>12.2e}", flush=True)
+        results += rows
+    # One DFAD iteration runs the generator 5 times without autograd and once with it.
+    weight = {"forward": STUDENT_STEPS_PER_ITERATION, "fwd+bwd": 1}
+    for name in args.configs:
+        for dtype in ("fp32", "bf16"):
+            rows = [r for r in results if r["config"] == name and r["dtype"] == dtype]
+            if not rows:
+                continue
+            plain = sum(weight[r["pass"]] * r["plain_ms"] for r in rows)
+            phases = sum(weight[r["pass"]] * r["phases_ms"] for r in rows)
+            faster = "phase kernels" if phases < plain else "plain ops"
+            print(f"{name} {dtype}, per DFAD iteration (5 forwards + 1 forward+backward of both "
+                  f"layers): plain {plain:.3f} ms, phase kernels {phases:.3f} ms: {faster} "
+                  f"faster on {device.type} (plain/phases {plain / phases:.2f})", flush=True)
+    return results
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -184,6 +311,11 @@ def get_parser() -> argparse.ArgumentParser:
                         help="timed iterations (default: 3)")
     parser.add_argument("--warmup", type=positive_int(0), default=1,
                         help="untimed iterations first (default: 1; more for compile)")
+    parser.add_argument("--cudnn_benchmark", action="store_true",
+                        help="cuDNN autotuning, as the scripts' flag (default: deterministic)")
+    parser.add_argument("--upsample_conv", action="store_true",
+                        help="time the generator's upsample + 3x3 conv, plain vs 2x2 phase "
+                             "kernels, instead of DFAD iterations")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--one", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     return parser
@@ -197,8 +329,24 @@ def main() -> None:
     if args.one:  # the child process: one measurement, one JSON line
         name, mode = args.one
         batch = args.batch_size or CONFIGS[name].batch_size
-        print(json.dumps(measure(name, mode, device, batch, args.iters, args.warmup)))
+        print(json.dumps(measure(name, mode, device, batch, args.iters, args.warmup,
+                                 args.cudnn_benchmark)))
         return
+    print(f"torch {torch.__version__}, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f"; {set_cudnn(args.cudnn_benchmark)}", flush=True)
+    if args.upsample_conv:
+        results = run_upsample_conv(args, device)
+    else:
+        results = run_iterations(args)
+    print(json.dumps(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+def run_iterations(args: argparse.Namespace) -> list[dict[str, object]]:
+    """Each (config, mode) in its own process, printed as it ends."""
     results = []
     print(f"{'config':<11}{'mode':<11}{'batch':>6}{'s/iter':>9}{'samples/s':>11}"
           f"{'peak MiB':>10}", flush=True)
@@ -209,6 +357,8 @@ def main() -> None:
                    "--warmup", str(args.warmup)]
             if args.batch_size:
                 cmd += ["--batch_size", str(args.batch_size)]
+            if args.cudnn_benchmark:
+                cmd.append("--cudnn_benchmark")
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -218,10 +368,7 @@ def main() -> None:
             results.append(row)
             print(f"{name:<11}{mode:<11}{row['batch_size']:>6}{row['s_per_iter']:>9.3f}"
                   f"{row['samples_per_s']:>11.1f}{row['peak_mib']:>10.0f}", flush=True)
-    print(json.dumps(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    return results
 
 
 if __name__ == "__main__":

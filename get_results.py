@@ -1,4 +1,8 @@
-"""Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper (SPEC §3.6)."""
+"""Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper (SPEC §3.6).
+
+`--table mnist` prints Table 2's MNIST column (every method, finished and unfinished runs) and
+writes the accuracy curves as a PNG.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from utils.paper_table import mnist_table, plot_curves
 
 # (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper (SPEC §8).
 PAPER = {
@@ -42,10 +48,25 @@ def summarise(runs: list[list[float]]) -> dict[str, float | list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Summarise DFAD CSV logs")
-    parser.add_argument("--log", required=True, help="a CSV written by a DFAD script")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--log", help="a CSV written by a DFAD script")
+    what.add_argument("--table", choices=("mnist",),
+                      help="print a whole column of the paper's Table 2 from the logs under --root")
     parser.add_argument("--paper", choices=tuple(PAPER), default=None,
                         help="the paper row to compare with (default: from the file name)")
+    parser.add_argument("--root", default=".",
+                        help="--table: folder searched (recursively) for log/<METHOD>-mnist.csv "
+                             "and metrics files (default: .)")
+    parser.add_argument("--plot", default=None,
+                        help="--table: where the accuracy curves go (default: "
+                             "<root>/table2-mnist.png)")
+    parser.add_argument("--teacher_metrics", default=None,
+                        help="--table: the teacher's metrics file, when it is not under --root "
+                             "(e.g. log/teacher-mnist-lenet5.metrics.jsonl)")
     args = parser.parse_args(argv)
+    if args.table:
+        return print_table(Path(args.root), Path(args.plot) if args.plot else None,
+                           Path(args.teacher_metrics) if args.teacher_metrics else None)
     path = Path(args.log)
     if not path.is_file():
         print(f"error: no such log: {path} (DFAD scripts write log/DFAD-<dataset>.csv)",
@@ -68,6 +89,25 @@ def main(argv: list[str] | None = None) -> int:
         spread = f" ± {std:.3f}" if std is not None else ""
         print(f"paper ({key}, {metric}): DFAD {mean:.3f}{spread}, teacher {teacher:.3f} | "
               f"reproduced: {s['mean']:.3f} ± {s['std']:.3f} over {len(runs)} run(s)")
+    return 0
+
+
+def print_table(root: Path, plot: Path | None, teacher_metrics: Path | None) -> int:
+    if not root.is_dir():
+        print(f"error: no such folder: {root} (--root is where the runs wrote their log/ folders)",
+              file=sys.stderr)
+        return 1
+    table, found = mnist_table(root, teacher_metrics)
+    if not any(runs.finished or runs.unfinished for runs in found.values()):
+        print(f"error: no MNIST runs under {root}: run scripts/run_table2_mnist.sh, or point "
+              "--root at the folder the runs wrote into", file=sys.stderr)
+        return 1
+    print(table)
+    plot = plot or root / "table2-mnist.png"
+    if plot_curves(found, plot):
+        print(f"curves: {plot}")
+    else:
+        print("curves: not drawn (pip install matplotlib)")
     return 0
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 import DFAD_mnist
+from baselines.sources import GaussianImages
 from dataloader import get_dataloader
 from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5
@@ -120,6 +121,20 @@ def test_collapsed_generator_reads_zero_warns_and_logs_every_key(loader, tmp_pat
         "(epoch 3: 0.0000; --warn_diversity sets the threshold)"]
 
 
+def test_an_untrained_input_source_has_no_health(loader, tmp_path, monkeypatch):
+    """The KD baselines' fixed sources stand where the generator stands: nothing to watch."""
+    monkeypatch.chdir(tmp_path)
+    recipe = Recipe(name="kd", student_ckpt="checkpoint/student/kd-s.pt", generator_loss=None,
+                    evaluate=evaluate_classification, metric="acc")
+    logger = RunLogger("KD-health", VisdomPlotter(enabled=False))
+    distill(run_args(epochs=1, nz=32 * 32), LeNet5().eval().requires_grad_(False),
+            tiny_classifier(), GaussianImages((1, 32, 32)), loader, recipe, torch.device("cpu"),
+            logger)
+    line = json.loads(Path("log/KD-health.metrics.jsonl").read_text())
+    assert "acc" in line and not KEYS & set(line)
+    assert "health" not in torch.load("checkpoint/student/kd-s-state.pt", weights_only=True)
+
+
 def test_no_warning_before_three_epochs_or_above_the_threshold():
     health = GeneratorHealth(torch.zeros(2, NZ, 1, 1), torch.randn(2, 1, 4, 4),
                              warn_entropy=0.5, warn_diversity=0.1)
@@ -143,7 +158,8 @@ def test_real_test_images_as_samples_read_diversity_one(source, tmp_path):
     health = GeneratorHealth(fixed_latents(n, NZ, 0), images[:n])
     generator = ReplayGenerator(images[n:2 * n])
     with eval_mode(generator):
-        values = health.measure(LeNet5().eval(), LeNet5().eval(), generator)
+        values = health.measure(LeNet5().eval(), LeNet5().eval(), generator,
+                                torch.device("cpu"))
     assert values["gen_diversity"] == pytest.approx(1.0, abs=0.05)
     assert 0.0 <= values["gen_class_entropy"] <= 1.0 and 0.0 <= values["gen_agreement"] <= 1.0
 
@@ -172,7 +188,8 @@ def test_pairwise_distance_is_exact_for_identical_and_known_pairs():
 def test_measure_refuses_train_mode():
     health = GeneratorHealth(torch.zeros(2, NZ, 1, 1), torch.randn(2, 1, 32, 32))
     with pytest.raises(RuntimeError, match="eval mode"):
-        health.measure(LeNet5().eval(), LeNet5().train(), GeneratorA(nz=NZ, ngf=4).eval())
+        health.measure(LeNet5().eval(), LeNet5().train(), GeneratorA(nz=NZ, ngf=4).eval(),
+                       torch.device("cpu"))
 
 
 def test_resume_keeps_the_fixed_latent_batch(loader, tmp_path, monkeypatch, capsys):

@@ -34,6 +34,32 @@ def test_decomposition_equals_upsample_then_conv_in_float64(channels_last, bias)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_decomposition_equals_upsample_then_conv_on_cuda(dtype):
+    """The phase kernels must agree on a GPU too before they can be its default: exact in
+    float64, fp32 rounding only with TF32 off (TF32 would round both paths to 10 bits)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 8, 3, padding=1).to("cuda", dtype)
+    x = torch.randn(4, 16, 8, 8, device="cuda", dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    allow_tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        plain = conv(F.interpolate(x, scale_factor=2))
+        grad_out = torch.randn_like(plain)
+        plain_grads = torch.autograd.grad(plain, [x, *conv.parameters()], grad_out)
+        phases = upsample2x_conv3x3(x, conv, decompose=True)
+        phase_grads = torch.autograd.grad(phases, [x, *conv.parameters()], grad_out)
+    finally:
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.testing.assert_close(phases, plain, rtol=0, atol=tol)
+    for got, want in zip(phase_grads, plain_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
 def test_phase_kernels_hold_the_3x3_weights_summed_per_phase():
     w = torch.arange(9.0).view(1, 1, 3, 3)  # rows (0 1 2) (3 4 5) (6 7 8)
     k = _phase_kernels(w).view(4, 2, 2)

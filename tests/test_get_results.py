@@ -29,3 +29,43 @@ def test_missing_log_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "error: no such log: log/DFAD-cifar10.csv (DFAD scripts write log/DFAD-<dataset>.csv)")
+
+
+def write_run(folder: Path, method: str, accs: list[float], finished: bool, epochs: int) -> None:
+    log = folder / "log"
+    log.mkdir(parents=True)
+    (log / f"{method}-mnist.config.json").write_text(f'{{"epochs": {epochs}, "epoch_itrs": 50}}')
+    lines = [f'{{"run_id": "x", "epoch": {e}, "acc": {a}}}' for e, a in enumerate(accs, 1)]
+    (log / f"{method}-mnist.metrics.jsonl").write_text("\n".join(lines) + "\n")
+    if finished:
+        (log / f"{method}-mnist.csv").write_text(",".join(map(str, accs)) + "\n")
+
+
+def test_mnist_table_every_row_finished_and_unfinished_runs(tmp_path):
+    write_run(tmp_path / "DFAD-s1", "DFAD", [0.5, 0.98, 0.97], True, 3)
+    write_run(tmp_path / "DFAD-s2", "DFAD", [0.6, 0.975, 0.985], True, 3)
+    write_run(tmp_path / "DFAD-s3", "DFAD", [0.4, 0.9], False, 3)
+    write_run(tmp_path / "KD_ORI-s1", "KD_ORI", [0.9, 0.99], True, 2)
+    (tmp_path / "teacher/log").mkdir(parents=True)
+    (tmp_path / "teacher/log/teacher-mnist-lenet5.metrics.jsonl").write_text(
+        '{"epoch": 1, "acc": 0.98}\n{"epoch": 2, "acc": 0.989}\n')
+    result = run("--table", "mnist", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines()
+            if line.startswith("| ") and "Method" not in line}
+    assert list(rows) == ["Teacher", "KD-ORI", "KD-REL", "KD-UNR", "RANDOM", "DAFL", "DFAD"]
+    bests, lasts = [0.98, 0.985], [0.97, 0.985]
+    assert rows["DFAD"] == (
+        f"| DFAD | 0.983 ± 0.002 | {np.mean(bests):.4f} ± {np.std(bests):.4f} | "
+        f"{np.mean(lasts):.4f} ± {np.std(lasts):.4f} | 2; unfinished: epoch 2/3, best so far "
+        "0.9000 |")
+    assert rows["Teacher"].startswith("| Teacher | 0.989 | 0.9890 ± 0.0000 |")
+    assert "not reproduced" in rows["KD-REL"] and rows["RANDOM"].endswith("| 0 |")
+    png = tmp_path / "table2-mnist.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_table_without_runs_is_one_line(tmp_path):
+    result = run("--table", "mnist", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "no MNIST runs under" in result.stderr

@@ -63,6 +63,12 @@ def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FP32 = Precision(None, torch.device("cpu"))  # the default: every step in plain fp32
 Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
+# (teacher, student, generator, optimizer_S, optimizer_G, z, precision) -> losses, with at least
+# "loss_S" and "loss_G": one step that trains both networks at once (the DAFL baseline).
+JointStep = Callable[..., dict[str, torch.Tensor]]
+# (student, generator, args, device) -> (optimizer_S, optimizer_G or None)
+MakeOptimizers = Callable[[nn.Module, nn.Module, argparse.Namespace, torch.device],
+                          tuple[Optimizer, Optimizer | None]]
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,19 @@ class Recipe:
 
     name: str  # log/DFAD-<name>.csv
     student_ckpt: str  # best student; the generator is saved as <stem>-generator.pt
-    generator_loss: GeneratorLoss
+    generator_loss: GeneratorLoss | None  # None: the generator is not trained
     evaluate: Evaluate
     metric: str  # the key of evaluate()'s result that selects the best student
     make_scheduler: Callable[[Optimizer], LRScheduler] | None = None
     # Classification scripts step the schedulers at the start of each epoch, segmentation
     # scripts at the end (SPEC §3.1, §10.15).
     scheduler_at_epoch_start: bool = True
+    # The baselines of Table 2 reuse the loop: KD trains the student only (generator_loss None,
+    # the "generator" a fixed source of inputs), DAFL replaces both steps by one joint step.
+    method: str = "DFAD"  # log/<method>-<name>.csv
+    student_steps: int = STUDENT_STEPS_PER_ITERATION
+    joint_step: JointStep | None = None
+    make_optimizers: MakeOptimizers | None = None
 
     @property
     def generator_ckpt(self) -> str:
@@ -90,7 +102,7 @@ class Recipe:
 
     @property
     def csv_path(self) -> str:
-        return f"log/DFAD-{self.name}.csv"
+        return f"log/{self.method}-{self.name}.csv"
 
 
 def sample_noise(batch_size: int, nz: int, device: torch.device) -> torch.Tensor:
@@ -171,6 +183,18 @@ def generator_step(
     return loss.detach()
 
 
+def dfad_optimizers(student: nn.Module, generator: nn.Module, args: argparse.Namespace,
+                    device: torch.device) -> tuple[Optimizer, Optimizer | None]:
+    """The student's SGD and the generator's Adam; no generator optimizer when the generator
+    has nothing to train (the KD baselines' fixed input sources)."""
+    fused = device.type == "cuda"  # one kernel per optimizer step
+    optimizer_S = SGD(student.parameters(), lr=args.lr_S, momentum=STUDENT_MOMENTUM,
+                      weight_decay=args.weight_decay, fused=fused)
+    trainable = [p for p in generator.parameters() if p.requires_grad]
+    optimizer_G = Adam(trainable, lr=args.lr_G, fused=fused) if trainable else None
+    return optimizer_S, optimizer_G
+
+
 def train_epoch(
     teacher: nn.Module,
     student: nn.Module,
@@ -195,38 +219,53 @@ def train_epoch(
     student.train()
     generator.train()
     loss_S = loss_G = torch.zeros(())
+    trains_generator = recipe.joint_step is not None or recipe.generator_loss is not None
     pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
     labels: list[str] = []
     i = first_iteration - 1
     bar = progress_bar(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", initial=i)
     for i in range(first_iteration, args.epoch_itrs + 1):
-        for k in range(1, STUDENT_STEPS_PER_ITERATION + 1):
+        for k in range(1, recipe.student_steps + 1):
             z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
             loss_S = student_step(teacher, student, generator, optimizer_S, z, precision)
             pending.append(loss_S)
             labels.append(f"student loss at epoch {epoch}, iteration {i}, student step {k}")
-        z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
-        loss_G = generator_step(teacher, student, generator, optimizer_G, z,
-                                recipe.generator_loss, precision)
-        pending.append(loss_G)
-        labels.append(f"generator loss at epoch {epoch}, iteration {i}")
+        if recipe.joint_step is not None:
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            losses = recipe.joint_step(teacher, student, generator, optimizer_S, optimizer_G, z,
+                                       precision)
+            loss_S, loss_G = losses["loss_S"], losses["loss_G"]
+            pending += [loss_S, loss_G]
+            labels += [f"student loss at epoch {epoch}, iteration {i}",
+                       f"generator loss at epoch {epoch}, iteration {i}"]
+        elif recipe.generator_loss is not None:
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            loss_G = generator_step(teacher, student, generator, optimizer_G, z,
+                                    recipe.generator_loss, precision)
+            pending.append(loss_G)
+            labels.append(f"generator loss at epoch {epoch}, iteration {i}")
         stopping = distributed.any_rank(stop is not None and stop.requested, device)
         if i % args.log_interval == 0 or i == args.epoch_itrs or stopping:
             check_finite(pending, labels, recipe.state_path)
             pending.clear()
             labels.clear()
+            value_G = loss_G.item() if trains_generator else None
             if bar.disable:
+                g_part = f"G_Loss: {value_G:.6f} " if value_G is not None else ""
                 print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
                       f"({100 * i / args.epoch_itrs:.0f}%)]"
-                      f"\tG_Loss: {loss_G.item():.6f} S_Loss: {loss_S.item():.6f}", flush=True)
-            bar.set_postfix_str(f"loss_S={loss_S.item():.4f} loss_G={loss_G.item():.4f} "
+                      f"\t{g_part}S_Loss: {loss_S.item():.6f}", flush=True)
+            g_part = f" loss_G={value_G:.4f}" if value_G is not None else ""
+            bar.set_postfix_str(f"loss_S={loss_S.item():.4f}{g_part} "
                                 f"{logger.summary if logger is not None else ''}", refresh=False)
             if logger is not None:
-                logger.losses((epoch - 1) * args.epoch_itrs + i, loss_S.item(), loss_G.item())
+                logger.losses((epoch - 1) * args.epoch_itrs + i, loss_S.item(), value_G)
         bar.update()
         if stopping:
             break
     bar.close()
+    if not trains_generator:
+        return {"loss_S": loss_S.item()}, i
     return {"loss_S": loss_S.item(), "loss_G": loss_G.item()}, i
 
 
@@ -261,14 +300,13 @@ def distill(
             load_weights(generator, generator_path)
         else:
             print(f"no generator checkpoint at {generator_path}: the generator starts fresh")
-    fused = device.type == "cuda"  # one kernel per optimizer step
-    optimizer_S = SGD(student.parameters(), lr=args.lr_S, momentum=STUDENT_MOMENTUM,
-                      weight_decay=args.weight_decay, fused=fused)
-    optimizer_G = Adam(generator.parameters(), lr=args.lr_G, fused=fused)
+    optimizer_S, optimizer_G = (recipe.make_optimizers or dfad_optimizers)(
+        student, generator, args, device)
     schedulers: list[LRScheduler] = []
     if args.scheduler and recipe.make_scheduler is not None:
         # The same schedule drives the generator's Adam too (SPEC §10.15).
-        schedulers = [recipe.make_scheduler(optimizer_S), recipe.make_scheduler(optimizer_G)]
+        schedulers = [recipe.make_scheduler(opt) for opt in (optimizer_S, optimizer_G)
+                      if opt is not None]
     precision = Precision(getattr(args, "amp", "off"), device)
 
     if args.test_only:
@@ -278,8 +316,12 @@ def distill(
 
     parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
              "optimizer_G": optimizer_G, "precision": precision}
+    parts = {name: obj for name, obj in parts.items() if obj is not None}
     # Rank 0 only, like the evaluation: no collective call in it, so no rank waits for another.
-    health = GeneratorHealth.from_args(args, test_loader) if main else None
+    # Only a trained generator has a health to watch (not the KD baselines' fixed sources).
+    trains_generator = recipe.joint_step is not None or recipe.generator_loss is not None
+    health = (GeneratorHealth.from_args(args, test_loader) if main and trains_generator
+              else None)
     if health is not None:
         parts["health"] = health  # its fixed latent batch and streaks go into the resume state
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
@@ -337,7 +379,7 @@ def distill(
                 gen = {}
                 if health is not None:  # utils/generator_health.py
                     with eval_mode(teacher, student, generator):
-                        gen = health.measure(teacher, student, generator)
+                        gen = health.measure(teacher, student, generator, device)
                     health.watch(epoch, gen)
                 value = metrics[recipe.metric]
                 history.append(value)

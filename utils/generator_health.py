@@ -141,13 +141,12 @@ class GeneratorHealth:
         return self._real_spread if self._real_spread else None  # 0: identical test images
 
     @torch.no_grad()
-    def measure(self, teacher: nn.Module, student: nn.Module,
-                generator: nn.Module) -> dict[str, float | list[float] | None]:
+    def measure(self, teacher: nn.Module, student: nn.Module, generator: nn.Module,
+                device: torch.device) -> dict[str, float | list[float] | None]:
         """The five numbers on the fixed batch; the caller puts the networks in eval mode."""
         if any(m.training for m in (teacher, student, generator)):
             raise RuntimeError("generator health is measured in eval mode (use dfad.eval_mode): "
                                "train mode would move the BatchNorm statistics")
-        device = next(generator.parameters()).device
         fake = generator(self.latents.to(device)).float()
         stats = class_statistics(teacher(fake), student(fake))
         reference = self._reference_spread(fake.shape[-2:])

@@ -73,10 +73,12 @@ class RunLogger:
         logger.plotter.add_table("config", vars(args))
         return logger
 
-    def losses(self, x: int, loss_S: float, loss_G: float) -> None:
-        """Every log interval; x = (epoch - 1) * epoch_itrs + i, as the original."""
+    def losses(self, x: int, loss_S: float, loss_G: float | None) -> None:
+        """Every log interval; x = (epoch - 1) * epoch_itrs + i, as the original. No `Loss_G`
+        window for runs that train no generator (the KD baselines)."""
         self.plotter.add_scalar("Loss_S", x, loss_S)
-        self.plotter.add_scalar("Loss_G", x, loss_G)
+        if loss_G is not None:
+            self.plotter.add_scalar("Loss_G", x, loss_G)
 
     def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
         """After each evaluation: the metric curve and one line of the metrics file."""

@@ -1,0 +1,1 @@
+"""The baseline rows of Table 2 (MNIST column): KD-ORI, RANDOM and DAFL, on the DFAD engine."""

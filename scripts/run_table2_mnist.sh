@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Table 2, MNIST column: the LeNet5 teacher once, then KD-ORI, RANDOM, DAFL and DFAD for each seed,
+# then the table (paper beside ours) and the accuracy curves.
+#
+#   DATA_ROOT=/path/to/datasets bash scripts/run_table2_mnist.sh     # MNIST/raw under DATA_ROOT
+#   SEEDS=1 TEACHER_ARGS="--epochs 1" bash scripts/run_table2_mnist.sh --epochs 1 --epoch_itrs 2
+#                                                                      # a smoke run of it all
+# Extra arguments go to every method's training script; TEACHER_ARGS to the teacher (whose flags
+# differ). The teacher is checkpoint/teacher/mnist-lenet5.pt when present, else it is trained
+# with the README command. Each (method, seed) runs in its own folder RUNS/<method>-s<seed>
+# (default RUNS=runs/table2-mnist), so checkpoints never collide; a finished one is skipped, a
+# stopped one (Ctrl-C, SIGTERM, a lost session) continues with --resume when the script is run
+# again. METHODS picks rows (default "KD_ORI RANDOM DAFL DFAD"), TEACHER another teacher file,
+# PYTHON the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+DATA_ROOT=$(realpath -m "${DATA_ROOT:-data}")
+RUNS=$(realpath -m "${RUNS:-runs/table2-mnist}")
+SEEDS=${SEEDS:-1 2 3}
+METHODS=${METHODS:-KD_ORI RANDOM DAFL DFAD}
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python3; fi
+fi
+TEACHER=$(realpath -m "${TEACHER:-$REPO/checkpoint/teacher/mnist-lenet5.pt}")
+
+if [ -f "$TEACHER" ]; then
+  echo "===== Teacher: reusing $TEACHER ====="
+elif [ "$TEACHER" != "$REPO/checkpoint/teacher/mnist-lenet5.pt" ]; then
+  echo "error: TEACHER=$TEACHER does not exist: unset TEACHER to train the README's teacher" >&2
+  exit 1
+else
+  echo "===== Teacher ====="
+  # shellcheck disable=SC2086  # TEACHER_ARGS is a list of flags
+  "$PYTHON" train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 --dataset mnist \
+    --model lenet5 --weight_decay 1e-4 --data_root "$DATA_ROOT" --download ${TEACHER_ARGS:-}
+fi
+
+command_of() {  # the training script of a method
+  case $1 in
+    KD_ORI) echo "$REPO/baselines/kd_mnist.py --inputs original" ;;
+    RANDOM) echo "$REPO/baselines/kd_mnist.py --inputs random" ;;
+    DAFL) echo "$REPO/baselines/dafl_mnist.py" ;;
+    DFAD) echo "$REPO/DFAD_mnist.py" ;;
+    *) echo "unknown method $1 in METHODS (use KD_ORI RANDOM DAFL DFAD)" >&2; return 1 ;;
+  esac
+}
+
+for seed in $SEEDS; do
+  for method in $METHODS; do
+    script=$(command_of "$method")
+    work=$RUNS/$method-s$seed
+    if [ -f "$work/DONE" ]; then
+      echo "===== $method seed $seed: done before, skipped ($work) ====="
+      continue
+    fi
+    mkdir -p "$work/checkpoint/teacher"
+    ln -sf "$TEACHER" "$work/checkpoint/teacher/mnist-lenet5.pt"
+    resume=()
+    if compgen -G "$work/checkpoint/*/*-state.pt" >/dev/null; then resume=(--resume); fi
+    echo "===== $method seed $seed ($work) ====="
+    # shellcheck disable=SC2086  # $script is the script and its fixed flags
+    (cd "$work" && "$PYTHON" $script --ckpt checkpoint/teacher/mnist-lenet5.pt \
+      --data_root "$DATA_ROOT" --seed "$seed" "${resume[@]}" "$@")
+    touch "$work/DONE"
+  done
+done
+
+echo "===== Table 2, MNIST ====="
+"$PYTHON" get_results.py --table mnist --root "$RUNS" \
+  --teacher_metrics "$REPO/log/teacher-mnist-lenet5.metrics.jsonl"

@@ -1,0 +1,99 @@
+"""scripts/gpu_check.sh --device cpu --tiny end to end, so the one-call GPU check cannot rot: every
+step writes its file under OUT (flat, at most 8 files: what the device tool brings back), and a
+budget that is used up skips the remaining steps and says so."""
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = {"summary.txt", "env.txt", "cuda_tests.txt", "upsample_conv.txt", "bench.txt",
+         "mnist_teacher.txt", "mnist_dfad.txt", "mnist_results.txt"}
+COMPILE_STEPS = [f"bench_compile_{c}" for c in ("mnist", "cifar10", "caltech101", "camvid")]
+STEPS = ["env", "cuda_tests", "upsample_conv", "bench", "mnist_teacher", "mnist_dfad",
+         "mnist_results", *COMPILE_STEPS, "bench_cudnn_autotune"]
+
+
+def run_check(tmp_path: Path, budget: int) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = {**os.environ, "OUT": str(out), "WORK": str(work), "PYTHON": sys.executable,
+           "BUDGET_S": str(budget)}
+    env.pop("DATA_ROOT", None)  # --tiny writes its own tiny MNIST
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--device", "cpu",
+                             "--tiny"], env=env, capture_output=True, text=True, timeout=900)
+    return result, out, work
+
+
+def statuses(out: Path) -> dict[str, str]:
+    lines = (out / "summary.txt").read_text().splitlines()[2:]  # after the two header lines
+    return dict(re.split(r"\s+", line, maxsplit=1) for line in lines)
+
+
+def assert_fetchable(out: Path) -> None:
+    """The device tool returns at most 8 plain files with plain names; ours are all flat."""
+    entries = list(out.iterdir())
+    assert {p.name for p in entries} == FILES
+    assert all(p.is_file() and re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in entries)
+
+
+def test_tiny_run_writes_every_steps_results(tmp_path):
+    result, out, work = run_check(tmp_path, budget=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_fetchable(out)
+    status = statuses(out)
+    assert list(status) == [*STEPS, "gpu_check"]
+    for name in STEPS:
+        if name in COMPILE_STEPS:
+            assert status[name].startswith("skipped: --tiny leaves torch.compile out"), name
+        elif name == "cuda_tests":  # none run here: deselected, or marked and skipped (no GPU)
+            assert status[name].startswith("ok"), status[name]
+        else:
+            assert re.fullmatch(r"ok, \d+ s", status[name]), (name, status[name])
+
+    assert "CUDA available: False" in (out / "env.txt").read_text()
+    cuda_tests = (out / "cuda_tests.txt").read_text()
+    assert "no test in the suite carries the cuda marker" in cuda_tests or "skipped" in cuda_tests
+    phases = (out / "upsample_conv.txt").read_text()
+    for layer in ("conv_blocks1 128->128 8px", "conv_blocks2 128->64 16px"):
+        for dtype in ("fp32", "bf16"):
+            assert re.search(rf"mnist +{layer} +{dtype} +fwd\+bwd +[\d.]+ +[\d.]+", phases)
+    assert phases.count("per DFAD iteration") == 2
+    bench = (out / "bench.txt").read_text()
+    for mode in ("reference", "fp32"):  # bf16 runs on a GPU; here the MNIST row runs it
+        assert re.search(rf"^mnist +{mode} +4 +[\d.]+", bench, re.M), mode
+    assert "deterministic=True benchmark=False" in bench  # the scripts' cuDNN default
+    assert "deterministic=False benchmark=True" in bench  # the autotune step
+    assert "Best acc=" in (out / "mnist_teacher.txt").read_text()
+    dfad = (out / "mnist_dfad.txt").read_text()
+    for run in ("fp32-seed1", "fp32-seed2", "fp32-seed3", "bf16-seed1"):
+        assert re.search(rf"===== {run}: exit 0 after \d+ s", dfad), run
+        assert (work / run / "log" / "DFAD-mnist.csv").is_file()
+    assert '"amp": "bf16"' in dfad and '"seed": 3' in dfad
+
+    # get_results.py over the three fp32 runs: its mean is that of their CSV rows' bests.
+    bests = []
+    for seed in (1, 2, 3):
+        with open(work / f"fp32-seed{seed}" / "log" / "DFAD-mnist.csv") as f:
+            bests.append(max(float(v) for v in next(csv.reader(f))))
+    results = (out / "mnist_results.txt").read_text()
+    assert "runs: 3" in results and "runs: 1" in results
+    assert f"Mean={np.mean(bests):.4f}, Std={np.std(bests):.4f}" in results
+
+
+def test_a_used_up_budget_skips_steps_and_says_so(tmp_path):
+    result, out, _ = run_check(tmp_path, budget=0)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_fetchable(out)  # a skipped step still leaves its file, saying why
+    status = statuses(out)
+    assert status["env"].startswith("ok")  # always recorded: it says what the rest ran on
+    for name in ("cuda_tests", "upsample_conv", "bench", "mnist_teacher",
+                 "bench_cudnn_autotune"):
+        assert re.fullmatch(r"skipped: needs about \d+ s, 0 s of the 0 s budget left",
+                            status[name]), (name, status[name])
+    assert status["mnist_dfad"].startswith("skipped: no teacher checkpoint")
+    assert "===== bench: skipped: needs about" in (out / "bench.txt").read_text()
+    assert "skipped: needs about" in (out / "upsample_conv.txt").read_text()
