@@ -14,10 +14,12 @@ import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
+import DFAD_cifar
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
+from utils.misc import UserError
 from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,8 @@ DFAD = ["DFAD_mnist.py", "--epochs", "4", "--epoch_itrs", "3", "--batch_size", "
 TEACHER = ["train_teacher.py", "--epochs", "3", "--batch_size", "8", "--test_batch_size", "16",
            "--scheduler", "--step_size", "2", *FAST]
 STUDENT_STATE = "checkpoint/student/mnist-lenet5_half-state.pt"
+RECORD = str(REPO / "tests" / "record_latents.py")
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 TEACHER_STATE = "checkpoint/teacher/mnist-lenet5-state.pt"
 
 
@@ -137,6 +141,91 @@ def test_resume_with_other_flags_is_refused(uninterrupted):
     assert result.stderr.strip().splitlines() == [
         f"error: {STUDENT_STATE} belongs to a run with other flags (--batch_size 16 -> 32): "
         "resume with the run's own flags"]
+
+
+def test_resume_with_another_amp_is_refused_in_one_line(uninterrupted):
+    result = python([*DFAD, "--resume", "--amp", "fp16"], uninterrupted)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {STUDENT_STATE} belongs to a run with other flags (--amp off -> fp16): "
+        "resume with the run's own flags"]
+
+
+def test_compatibility_only_flags_do_not_block_a_resume(uninterrupted, tmp_path):
+    shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+    result = python([*DFAD, "--resume", "--momentum", "0.5", "--verbose"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout
+
+
+def tiny_distill(args: argparse.Namespace, recipe: Recipe) -> list[float]:
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(4, 1, 32, 32), torch.arange(4)), batch_size=4)
+    return distill(args, LeNet5().eval().requires_grad_(False), LeNet5Half(),
+                   GeneratorA(nz=8, nc=1), loader, recipe, torch.device("cpu"))
+
+
+def test_cifar_step_size_is_compatibility_only_elsewhere_it_is_fixed(tmp_path, monkeypatch):
+    """DFAD_cifar's --scheduler has fixed milestones: its --step_size may change on resume; the
+    other rows' StepLR period may not."""
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1,
+                              lr_G=1e-3, weight_decay=5e-4, scheduler=True, epochs=1,
+                              test_only=False, stu_ckpt=None, resume=None, momentum=0.9,
+                              step_size=100)
+    cifar = DFAD_cifar.make_recipe("cifar10")
+    tiny_distill(args, cifar)
+    resumed = argparse.Namespace(**{**vars(args), "resume": "", "epochs": 2, "step_size": 7})
+    step_lr = Recipe(name="steplr", student_ckpt=cifar.student_ckpt,
+                     generator_loss=generator_loss_mae, evaluate=evaluate_classification,
+                     metric="acc", make_scheduler=cifar.make_scheduler)
+    with pytest.raises(UserError, match=r"--step_size 100 -> 7"):
+        tiny_distill(resumed, step_lr)
+    assert len(tiny_distill(resumed, cifar)) == 2
+
+
+def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_stream(
+        base, tmp_path):
+    """2 CPU processes (gloo), stopped by SIGTERM to torchrun and resumed with the printed
+    torchrun command: each rank's latents, before and after the stop, are one uninterrupted
+    single process's."""
+    script = str(REPO / DFAD[0])
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    for work in (straight, stopped):
+        shutil.copytree(base, work)
+    one = subprocess.run([sys.executable, RECORD, str(straight), script, *DFAD[1:]],
+                         cwd=straight, env=ENV, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    flags = [*DFAD[1:], "--log_interval", "2"]
+    proc = subprocess.Popen([sys.executable, *TORCHRUN, RECORD, str(stopped), script, *flags],
+                            cwd=stopped, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # Signal once rank 1 has begun epoch 2 (18 latent batches per epoch): it stops at a log
+    # point in epoch 2 or after it, wherever the signal lands.
+    rank1, batch_bytes = stopped / "latents-rank1.bin", 16 * 100 * 4
+    deadline = time.monotonic() + 240
+    while not (rank1.exists() and rank1.stat().st_size > 18 * batch_bytes):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    hints = {line.strip() for line in err.splitlines() if line.strip().startswith("torchrun ")}
+    assert len(hints) == 1, err[-3000:]
+    argv = shlex.split(hints.pop())
+    assert argv[:5] == ["torchrun", "--standalone", "--nproc_per_node", "2", script]
+    assert argv[-2:] == ["--resume", STUDENT_STATE]
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv[1:4], RECORD,
+                              str(stopped), *argv[4:]], cwd=stopped, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "student weights identical on all 2 ranks" in resumed.stdout
+    expected = (straight / "latents-rank0.bin").read_bytes()
+    assert len(expected) == 4 * 3 * 6 * batch_bytes  # epochs x iterations x draws
+    for rank in (0, 1):
+        assert (stopped / f"latents-rank{rank}.bin").read_bytes() == expected, f"rank {rank}"
 
 
 def test_resume_without_state_is_one_clear_line(base, tmp_path):

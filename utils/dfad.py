@@ -55,8 +55,12 @@ def generator_loss_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Segmentation generator objective: -log(MAE + 1) (SPEC §1)."""
-    return -torch.log(discrepancy(s, t) + 1)
+    """Segmentation generator objective: -log(MAE + 1) (SPEC §1).
+
+    The log is not linear: under torchrun the MAE of the global batch goes into it (all-reduced,
+    gradients included), so N processes compute the loss and gradient of one with the whole batch.
+    """
+    return -torch.log(distributed.global_mean(discrepancy(s, t)) + 1)
 
 
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -77,6 +81,8 @@ class Recipe:
     # Classification scripts step the schedulers at the start of each epoch, segmentation
     # scripts at the end (SPEC §3.1, §10.15).
     scheduler_at_epoch_start: bool = True
+    # Flags the row accepts for compatibility only: a resume may change them.
+    compat_flags: tuple[str, ...] = ()
 
     @property
     def generator_ckpt(self) -> str:
@@ -194,6 +200,7 @@ def train_epoch(
     student.train()
     generator.train()
     loss_S = loss_G = torch.zeros(())
+    logged = {"loss_S": 0.0, "loss_G": 0.0}  # over the global batch, read at log points
     pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
     labels: list[str] = []
     i = first_iteration - 1
@@ -209,24 +216,30 @@ def train_epoch(
                                 recipe.generator_loss, precision)
         pending.append(loss_G)
         labels.append(f"generator loss at epoch {epoch}, iteration {i}")
-        stopping = distributed.any_rank(stop is not None and stop.requested, device)
-        if i % args.log_interval == 0 or i == args.epoch_itrs or stopping:
+        log_point = i % args.log_interval == 0 or i == args.epoch_itrs
+        stopping = stop is not None and stop.agreed(device, log_point)
+        if log_point or stopping:
             check_finite(pending, labels, recipe.state_path)
             pending.clear()
             labels.clear()
+            # Each rank's loss is that of its slice; their mean is the global batch's.
+            mean_S, mean_G = distributed.global_mean(torch.stack([loss_S, loss_G])).tolist()
+            logged = {"loss_S": mean_S, "loss_G": mean_G}
             if bar.disable:
                 print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
                       f"({100 * i / args.epoch_itrs:.0f}%)]"
-                      f"\tG_Loss: {loss_G.item():.6f} S_Loss: {loss_S.item():.6f}", flush=True)
-            bar.set_postfix_str(f"loss_S={loss_S.item():.4f} loss_G={loss_G.item():.4f} "
+                      f"\tG_Loss: {logged['loss_G']:.6f} S_Loss: {logged['loss_S']:.6f}",
+                      flush=True)
+            bar.set_postfix_str(f"loss_S={logged['loss_S']:.4f} loss_G={logged['loss_G']:.4f} "
                                 f"{logger.summary if logger is not None else ''}", refresh=False)
             if logger is not None:
-                logger.losses((epoch - 1) * args.epoch_itrs + i, loss_S.item(), loss_G.item())
+                logger.losses((epoch - 1) * args.epoch_itrs + i, logged["loss_S"],
+                              logged["loss_G"])
         bar.update()
         if stopping:
             break
     bar.close()
-    return {"loss_S": loss_S.item(), "loss_G": loss_G.item()}, i
+    return logged, i
 
 
 def distill(
@@ -280,7 +293,8 @@ def distill(
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
     state_file = resume_path(args, recipe.state_path)
     if state_file is not None:
-        state = load_state(state_file, args)
+        # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
+        state = load_state(state_file, args, ignored=("momentum", *recipe.compat_flags))
         for name, obj in parts.items():
             if name in state:  # state files from before --amp have no "precision"
                 obj.load_state_dict(state[name])
