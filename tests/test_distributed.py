@@ -14,7 +14,7 @@ from utils.run_state import capture_rng, restore_rng, resume_command, saved_cuda
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "torchrun_checks.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
@@ -60,6 +60,9 @@ def test_ranks_compare_stop_flags_only_at_log_points(one, two):
     assert [r["training"]["stop_checks"] for r in two] == [2, 2]
     assert one["training"]["stop_checks"] == 0
     assert one["training"]["done"] == 4 and [r["training"]["done"] for r in two] == [4, 4]
+    # The teachers' loop too: 4 batches per rank.
+    assert [r["teacher_stop_checks"] for r in two] == [2, 2]
+    assert one["teacher_stop_checks"] == 0
 
 
 def test_a_signal_on_one_rank_stops_every_rank_at_the_same_log_point(one, two):

@@ -3,8 +3,8 @@
     python tests/torchrun_checks.py OUT                                     (one process)
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/torchrun_checks.py OUT
 
-Every rank runs the same checks on the CPU (gloo) and writes what it saw to OUT/rank<R>.pt; the
-test compares the ranks with each other and with the single process.
+with the repository on PYTHONPATH. Every rank runs the same checks on the CPU (gloo) and writes
+what it saw to OUT/rank<R>.pt; the test compares the ranks with each other and with one process.
 """
 from __future__ import annotations
 
@@ -13,21 +13,22 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+import torch
+import torch.nn.functional as F
+from mnist_fixtures import write_tiny_mnist
+from torch import nn
+from torchvision import datasets
 
-import torch  # noqa: E402
-from mnist_fixtures import write_tiny_mnist  # noqa: E402
-from torch import nn  # noqa: E402
-from torchvision import datasets  # noqa: E402
-
-from dataloader import get_dataloader  # noqa: E402
-from utils import distributed  # noqa: E402
-from utils.dfad import Recipe, generator_loss_log_mae, generator_step, train_epoch  # noqa: E402
-from utils.evaluation import evaluate_classification  # noqa: E402
-from utils.run_state import GracefulStop  # noqa: E402
+from dataloader import get_dataloader
+from utils import distributed
+from utils.dfad import Recipe, generator_loss_log_mae, generator_step, train_epoch
+from utils.evaluation import evaluate_classification
+from utils.run_state import GracefulStop
+from utils.teacher import train_one_epoch
 
 NZ, BATCH = 8, 8
 CPU = torch.device("cpu")
@@ -69,12 +70,10 @@ def recipe(generator_loss=generator_loss_log_mae) -> Recipe:
                   evaluate=evaluate_classification, metric="acc")
 
 
-def training_losses() -> dict[str, object]:
-    """An epoch of 4 iterations: the logged losses and how often the ranks compared stop flags."""
-    teacher, student, generator = tiny_segmentation_nets()
-    optimizer_S = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
-    optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)
-    checks = []
+@contextmanager
+def counting_stop_checks() -> Iterator[list[bool]]:
+    """Every stop-flag comparison between the ranks (a collective and a host sync each)."""
+    checks: list[bool] = []
     any_rank = distributed.any_rank
 
     def counted(flag: bool, device: torch.device) -> bool:
@@ -82,14 +81,36 @@ def training_losses() -> dict[str, object]:
         return any_rank(flag, device)
 
     distributed.any_rank = counted
-    torch.manual_seed(2)
     try:
+        yield checks
+    finally:
+        distributed.any_rank = any_rank
+
+
+def training_losses() -> dict[str, object]:
+    """An epoch of 4 iterations: the logged losses and how often the ranks compared stop flags."""
+    teacher, student, generator = tiny_segmentation_nets()
+    optimizer_S = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
+    optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    torch.manual_seed(2)
+    with counting_stop_checks() as checks:
         losses, done = train_epoch(teacher, distributed.wrap(student, CPU, False),
                                    distributed.wrap(generator, CPU, False), optimizer_S,
                                    optimizer_G, recipe(), args(), 1, CPU, stop=GracefulStop())
-    finally:
-        distributed.any_rank = any_rank
     return {**losses, "done": done, "stop_checks": len(checks)}
+
+
+def teacher_stop_checks() -> int:
+    """A teacher epoch of 4 batches per rank at --log_interval 2."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    data = torch.utils.data.TensorDataset(torch.randn(16, 1, 8, 8), torch.arange(16) % 10)
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    with counting_stop_checks() as checks:
+        train_one_epoch(distributed.wrap(model, CPU, False), loader,
+                        torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, CPU,
+                        epoch=1, log_interval=2, verbose=False, stop=GracefulStop())
+    return len(checks)
 
 
 def stop_on_one_rank() -> int:
@@ -140,7 +161,8 @@ def download(out: Path) -> dict[str, object]:
 def main(out: Path) -> None:
     distributed.init(CPU)
     results = {"world_size": distributed.world_size(), "generator": generator_gradient(),
-               "training": training_losses(), "stopped_after": stop_on_one_rank(),
+               "training": training_losses(), "teacher_stop_checks": teacher_stop_checks(),
+               "stopped_after": stop_on_one_rank(),
                "download": download(out)}
     torch.save(results, out / f"rank{distributed.rank()}.pt")
     distributed.cleanup()
