@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_autograd
+import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -115,7 +115,7 @@ def global_mean(value: torch.Tensor) -> torch.Tensor:
     Autograd flows through it: each rank's share of the gradient is that of the global value.
     """
     n = world_size()
-    return value if n == 1 else dist_autograd.all_reduce(value) / n
+    return value if n == 1 else dist_nn.all_reduce(value) / n
 
 
 @contextmanager

@@ -148,8 +148,9 @@ def resume_command(state_path: str, argv: Sequence[str] | None = None,
         if arg.startswith("--resume="):
             continue
         kept.append(arg)
-    command = shlex.join([*launcher(env), *kept, "--resume", state_path])
-    if "HOST:PORT" in command:
+    launch = launcher(env)
+    command = shlex.join([*launch, *kept, "--resume", state_path])
+    if "HOST:PORT" in launch:
         command += "  # on every node; HOST:PORT: the run's --rdzv_endpoint"
     return command
 
