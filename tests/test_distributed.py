@@ -1,14 +1,18 @@
 """torchrun on the CPU (gloo): 2 processes compute what 1 does (segmentation generator loss, the
 logged losses), ranks agree on a stop only at log points and stop at the same step, --download
-is done by local rank 0 alone; the resume hint and the saved GPU RNG state."""
+is done by local rank 0 alone, a stopped run resumes with the printed torchrun command and every
+rank draws one process's latents; the resume hint and the saved GPU RNG state."""
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from utils.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
 
@@ -16,6 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "torchrun_checks.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+RECORD = str(REPO / "tests" / "record_latents.py")
+SCRIPT = str(REPO / "DFAD_mnist.py")
+FLAGS = ["--epochs", "3", "--epoch_itrs", "3", "--batch_size", "16", "--test_batch_size", "16",
+         "--log_interval", "2", "--device", "cpu", "--num_workers", "0", "--data_root", "data",
+         "--no_visdom"]
+STATE = "checkpoint/student/mnist-lenet5_half-state.pt"
 
 
 def run_checks(out: Path, launcher: tuple[str, ...] = ()) -> list[dict]:
@@ -73,6 +83,48 @@ def test_a_signal_on_one_rank_stops_every_rank_at_the_same_log_point(one, two):
 def test_download_is_done_by_local_rank_0_while_the_others_wait(one, two):
     for result in (one, *two):
         assert result["download"] == {"train": 8, "test": 4, "downloaded_by": [0]}
+
+
+def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_stream(
+        tmp_path):
+    """2 CPU processes (gloo), stopped by SIGTERM to torchrun and resumed with the printed
+    torchrun command: each rank's latents, before and after the stop, are one uninterrupted
+    single process's."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    for work in (straight, stopped):
+        write_tiny_mnist(work / "data", n_train=16, n_test=16)
+        write_random_teacher(work)
+    one = subprocess.run([sys.executable, RECORD, str(straight), SCRIPT, *FLAGS], cwd=straight,
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    proc = subprocess.Popen([sys.executable, *TORCHRUN, RECORD, str(stopped), SCRIPT, *FLAGS],
+                            cwd=stopped, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # Signal once rank 1 has begun epoch 2 (18 latent batches per epoch): it stops at a log
+    # point in epoch 2 or after it, wherever the signal lands.
+    rank1, batch_bytes = stopped / "latents-rank1.bin", 16 * 100 * 4
+    deadline = time.monotonic() + 240
+    while not (rank1.exists() and rank1.stat().st_size > 18 * batch_bytes):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    hints = {line.strip() for line in err.splitlines() if line.strip().startswith("torchrun ")}
+    assert len(hints) == 1, err[-3000:]
+    argv = shlex.split(hints.pop())
+    assert argv[:5] == ["torchrun", "--standalone", "--nproc_per_node", "2", SCRIPT]
+    assert argv[-2:] == ["--resume", STATE]
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv[1:4], RECORD,
+                              str(stopped), *argv[4:]], cwd=stopped, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "student weights identical on all 2 ranks" in resumed.stdout
+    expected = (straight / "latents-rank0.bin").read_bytes()
+    assert len(expected) == 3 * 3 * 6 * batch_bytes  # epochs x iterations x draws
+    for rank in (0, 1):
+        assert (stopped / f"latents-rank{rank}.bin").read_bytes() == expected, f"rank {rank}"
 
 
 def test_resume_hint_without_torchrun_is_python():
