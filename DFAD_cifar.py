@@ -43,6 +43,7 @@ def make_recipe(dataset: str) -> Recipe:
         metric="acc",
         make_scheduler=make_scheduler,
         scheduler_at_epoch_start=True,
+        compat_flags=("step_size",),  # the milestones are fixed
     )
 
 

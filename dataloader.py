@@ -122,6 +122,14 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 
+def _build(entry: DatasetEntry, root: str, train: bool, download: bool) -> Dataset:
+    """Under torchrun only local rank 0 may download: the others wait, then read its files."""
+    if not download:
+        return entry.build(root, train, False)
+    with distributed.local_main_first():
+        return entry.build(root, train, distributed.local_rank() == 0)
+
+
 def get_dataloader(
     args: argparse.Namespace, train: bool = True
 ) -> tuple[DataLoader | None, DataLoader]:
@@ -133,7 +141,7 @@ def get_dataloader(
     pin = torch.cuda.is_available()
     train_loader = None
     if train:
-        train_set = entry.build(args.data_root, True, download)
+        train_set = _build(entry, args.data_root, True, download)
         # Under torchrun each rank reads its own share; --batch_size stays the global batch.
         sampler = (DistributedSampler(train_set, shuffle=True, seed=args.seed)
                    if distributed.world_size() > 1 else None)
@@ -141,7 +149,7 @@ def get_dataloader(
                                   shuffle=sampler is None, sampler=sampler,
                                   num_workers=workers, pin_memory=pin)
     # SPEC §10.20: the original's test loaders ignored --test_batch_size; ours honour it.
-    test_loader = DataLoader(entry.build(args.data_root, False, download),
+    test_loader = DataLoader(_build(entry, args.data_root, False, download),
                              batch_size=args.test_batch_size, shuffle=False,
                              num_workers=workers, pin_memory=pin)
     return train_loader, test_loader

@@ -14,10 +14,12 @@ import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
+import DFAD_cifar
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
+from utils.misc import UserError
 from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +139,48 @@ def test_resume_with_other_flags_is_refused(uninterrupted):
     assert result.stderr.strip().splitlines() == [
         f"error: {STUDENT_STATE} belongs to a run with other flags (--batch_size 16 -> 32): "
         "resume with the run's own flags"]
+
+
+def test_resume_with_another_amp_is_refused_in_one_line(uninterrupted):
+    result = python([*DFAD, "--resume", "--amp", "fp16"], uninterrupted)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {STUDENT_STATE} belongs to a run with other flags (--amp off -> fp16): "
+        "resume with the run's own flags"]
+
+
+def test_compatibility_only_flags_do_not_block_a_resume(uninterrupted, tmp_path):
+    shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+    result = python([*DFAD, "--resume", "--momentum", "0.5", "--verbose"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout
+
+
+def tiny_distill(args: argparse.Namespace, recipe: Recipe) -> list[float]:
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(4, 1, 32, 32), torch.arange(4)), batch_size=4)
+    return distill(args, LeNet5().eval().requires_grad_(False), LeNet5Half(),
+                   GeneratorA(nz=8, nc=1), loader, recipe, torch.device("cpu"))
+
+
+def test_cifar_step_size_is_compatibility_only_elsewhere_it_is_fixed(tmp_path, monkeypatch):
+    """DFAD_cifar's --scheduler has fixed milestones: its --step_size may change on resume; the
+    other rows' StepLR period may not."""
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1,
+                              lr_G=1e-3, weight_decay=5e-4, scheduler=True, epochs=1,
+                              test_only=False, stu_ckpt=None, resume=None, momentum=0.9,
+                              step_size=100)
+    cifar = DFAD_cifar.make_recipe("cifar10")
+    tiny_distill(args, cifar)
+    resumed = argparse.Namespace(**{**vars(args), "resume": "", "epochs": 2, "step_size": 7})
+    step_lr = Recipe(name="steplr", student_ckpt=cifar.student_ckpt,
+                     generator_loss=generator_loss_mae, evaluate=evaluate_classification,
+                     metric="acc", make_scheduler=cifar.make_scheduler)
+    with pytest.raises(UserError, match=r"--step_size 100 -> 7"):
+        tiny_distill(resumed, step_lr)
+    assert len(tiny_distill(resumed, cifar)) == 2
 
 
 def test_resume_without_state_is_one_clear_line(base, tmp_path):

@@ -56,8 +56,12 @@ def generator_loss_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Segmentation generator objective: -log(MAE + 1) (SPEC §1)."""
-    return -torch.log(discrepancy(s, t) + 1)
+    """Segmentation generator objective: -log(MAE + 1) (SPEC §1).
+
+    The log is not linear: under torchrun the MAE of the global batch goes into it (all-reduced,
+    gradients included), so N processes compute the loss and gradient of one with the whole batch.
+    """
+    return -torch.log(distributed.global_mean(discrepancy(s, t)) + 1)
 
 
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -90,6 +94,8 @@ class Recipe:
     student_steps: int = STUDENT_STEPS_PER_ITERATION
     joint_step: JointStep | None = None
     make_optimizers: MakeOptimizers | None = None
+    # Flags the row accepts for compatibility only: a resume may change them.
+    compat_flags: tuple[str, ...] = ()
 
     @property
     def generator_ckpt(self) -> str:
@@ -220,6 +226,8 @@ def train_epoch(
     generator.train()
     loss_S = loss_G = torch.zeros(())
     trains_generator = recipe.joint_step is not None or recipe.generator_loss is not None
+    # over the global batch, read at log points
+    logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
     pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
     labels: list[str] = []
     i = first_iteration - 1
@@ -244,29 +252,31 @@ def train_epoch(
                                     recipe.generator_loss, precision)
             pending.append(loss_G)
             labels.append(f"generator loss at epoch {epoch}, iteration {i}")
-        stopping = distributed.any_rank(stop is not None and stop.requested, device)
-        if i % args.log_interval == 0 or i == args.epoch_itrs or stopping:
+        log_point = i % args.log_interval == 0 or i == args.epoch_itrs
+        stopping = stop is not None and stop.agreed(device, log_point)
+        if log_point or stopping:
             check_finite(pending, labels, recipe.state_path)
             pending.clear()
             labels.clear()
-            value_G = loss_G.item() if trains_generator else None
+            # Each rank's loss is that of its slice; their mean is the global batch's.
+            mean_S, mean_G = distributed.global_mean(torch.stack([loss_S, loss_G])).tolist()
+            logged = {"loss_S": mean_S, "loss_G": mean_G} if trains_generator else {
+                "loss_S": mean_S}
+            g_print = f"G_Loss: {mean_G:.6f} " if trains_generator else ""
+            g_bar = f" loss_G={mean_G:.4f}" if trains_generator else ""
             if bar.disable:
-                g_part = f"G_Loss: {value_G:.6f} " if value_G is not None else ""
                 print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
                       f"({100 * i / args.epoch_itrs:.0f}%)]"
-                      f"\t{g_part}S_Loss: {loss_S.item():.6f}", flush=True)
-            g_part = f" loss_G={value_G:.4f}" if value_G is not None else ""
-            bar.set_postfix_str(f"loss_S={loss_S.item():.4f}{g_part} "
+                      f"\t{g_print}S_Loss: {mean_S:.6f}", flush=True)
+            bar.set_postfix_str(f"loss_S={mean_S:.4f}{g_bar} "
                                 f"{logger.summary if logger is not None else ''}", refresh=False)
             if logger is not None:
-                logger.losses((epoch - 1) * args.epoch_itrs + i, loss_S.item(), value_G)
+                logger.losses((epoch - 1) * args.epoch_itrs + i, mean_S, logged.get("loss_G"))
         bar.update()
         if stopping:
             break
     bar.close()
-    if not trains_generator:
-        return {"loss_S": loss_S.item()}, i
-    return {"loss_S": loss_S.item(), "loss_G": loss_G.item()}, i
+    return logged, i
 
 
 def distill(
@@ -327,7 +337,8 @@ def distill(
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
     state_file = resume_path(args, recipe.state_path)
     if state_file is not None:
-        state = load_state(state_file, args)
+        # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
+        state = load_state(state_file, args, ignored=("momentum", *recipe.compat_flags))
         for name, obj in parts.items():
             # State files from before --amp have no "precision"; from before the generator
             # health no "health" (its batch is then drawn again from the same seed).

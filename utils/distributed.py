@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -45,6 +47,11 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def local_rank() -> int:
+    """This process's rank on its node."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -53,9 +60,8 @@ def init(device: torch.device) -> torch.device:
     """Join torchrun's process group (once); returns this rank's device."""
     if not launched_by_torchrun():
         return device
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=(
@@ -101,6 +107,31 @@ def wrap(module: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
 def no_gradient_sync(module: nn.Module) -> AbstractContextManager[Any]:
     """For a pass whose parameters take no gradient: DDP must not wait for one."""
     return module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext()
+
+
+def global_mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean over the ranks of a per-rank mean over equal slices: the global batch's mean.
+
+    Autograd flows through it: each rank's share of the gradient is that of the global value.
+    """
+    n = world_size()
+    return value if n == 1 else dist_nn.all_reduce(value) / n
+
+
+@contextmanager
+def local_main_first() -> Iterator[None]:
+    """Local rank 0 runs the block first (a download into the node's data folder); the other
+    ranks wait at a barrier, then run it on the files it left."""
+    if world_size() == 1:
+        yield
+        return
+    if local_rank() != 0:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if local_rank() == 0:
+            dist.barrier()
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

@@ -7,11 +7,12 @@ run is bit-identical to one that was never interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shlex
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from utils import distributed
 from utils.checkpoint import save_atomic
 from utils.misc import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
-               "weight_decay", "momentum", "scheduler", "step_size", "seed", "num_classes")
+               "weight_decay", "momentum", "scheduler", "step_size", "seed", "num_classes", "amp")
 
 
 class Interrupted(Exception):
@@ -40,23 +42,38 @@ class NonFiniteLoss(UserError):
 
 
 def capture_rng() -> dict[str, Any]:
-    """Every RNG a run draws from, in types that torch.load(weights_only=True) accepts."""
+    """Every RNG a run draws from, in types that torch.load(weights_only=True) accepts.
+
+    Of the GPUs only the current device's generator: the one this process draws from (under
+    torchrun each rank's own GPU, whose stream is the same on every rank: same seed, same draws).
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
     }
 
 
+def saved_cuda_rng(saved: torch.Tensor | Sequence[torch.Tensor] | None) -> torch.Tensor | None:
+    """The saved state of the generator the run drew from. Older state files hold a list, every
+    visible GPU's state as rank 0 saw it: its first entry is cuda:0's, the one rank 0 (and a
+    single process) drew from."""
+    if isinstance(saved, torch.Tensor) or saved is None:
+        return saved
+    return saved[0] if len(saved) else None
+
+
 def restore_rng(state: Mapping[str, Any]) -> None:
+    """Puts every RNG back; on every rank, the GPU state goes to this rank's current device."""
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = saved_cuda_rng(state["cuda"])
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
 
 
 def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
@@ -68,8 +85,12 @@ def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None
     save_atomic(state, path)
 
 
-def load_state(path: str | Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Read a state file and check that the run it belongs to matches these flags."""
+def load_state(path: str | Path, args: argparse.Namespace,
+               ignored: Collection[str] = ()) -> dict[str, Any]:
+    """Read a state file and check that the run it belongs to matches these flags.
+
+    `ignored`: flags the script accepts for compatibility only; changing them changes nothing.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no resumable state at {path}: --resume needs the -state.pt file "
@@ -81,7 +102,8 @@ def load_state(path: str | Path, args: argparse.Namespace) -> dict[str, Any]:
     if not isinstance(state, dict) or "config" not in state or "rng" not in state:
         raise UserError(f"{path} is not a resumable state (a plain checkpoint? use --ckpt)")
     changed = [f"--{k} {state['config'][k]} -> {getattr(args, k)}" for k in FIXED_FLAGS
-               if k in state["config"] and getattr(args, k, None) != state["config"][k]]
+               if k not in ignored and k in state["config"]
+               and getattr(args, k, None) != state["config"][k]]
     if changed:
         raise UserError(f"{path} belongs to a run with other flags ({', '.join(changed)}): "
                         "resume with the run's own flags")
@@ -95,8 +117,24 @@ def resume_path(args: argparse.Namespace, own_state: str) -> str | None:
     return own_state if args.resume == "" else args.resume
 
 
-def resume_command(state_path: str, argv: Sequence[str] | None = None) -> str:
-    """The exact command line that continues this run."""
+def launcher(env: Mapping[str, str] | None = None) -> list[str]:
+    """How this process was started: `python`, or the torchrun command that gives the same
+    processes (rebuilt from the environment torchrun sets for its workers)."""
+    env = os.environ if env is None else env
+    if int(env.get("WORLD_SIZE", "1")) <= 1:
+        return ["python"]
+    per_node = env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])
+    nodes = int(env.get("GROUP_WORLD_SIZE", "1"))
+    if nodes == 1:
+        return ["torchrun", "--standalone", "--nproc_per_node", per_node]
+    # The rendezvous endpoint is not in the workers' environment: the user fills it in.
+    return ["torchrun", "--nnodes", str(nodes), "--nproc_per_node", per_node,
+            "--rdzv_backend", "c10d", "--rdzv_endpoint", "HOST:PORT"]
+
+
+def resume_command(state_path: str, argv: Sequence[str] | None = None,
+                   env: Mapping[str, str] | None = None) -> str:
+    """The exact command line that continues this run (on every node, for several nodes)."""
     argv = list(sys.argv if argv is None else argv)
     kept: list[str] = []
     skip = False
@@ -110,7 +148,11 @@ def resume_command(state_path: str, argv: Sequence[str] | None = None) -> str:
         if arg.startswith("--resume="):
             continue
         kept.append(arg)
-    return shlex.join(["python", *kept, "--resume", state_path])
+    launch = launcher(env)
+    command = shlex.join([*launch, *kept, "--resume", state_path])
+    if "HOST:PORT" in launch:
+        command += "  # on every node; HOST:PORT: the run's --rdzv_endpoint"
+    return command
 
 
 class GracefulStop:
@@ -124,12 +166,22 @@ class GracefulStop:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name} received: stopping after the current step "
+        when = ("at the next log point, with the other ranks" if distributed.world_size() > 1
+                else "after the current step")
+        print(f"\n{signal.Signals(signum).name} received: stopping {when} "
               "(Ctrl-C again to stop now)", file=sys.stderr, flush=True)
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+    def agreed(self, device: torch.device, sync_point: bool) -> bool:
+        """Whether every rank stops now. Alone: after any step. Under torchrun the ranks agree
+        only at `sync_point`s (log intervals, epoch ends): agreeing costs a collective and a
+        host sync, and every rank must stop at the same step."""
+        if distributed.world_size() == 1:
+            return self.requested
+        return sync_point and distributed.any_rank(self.requested, device)
 
     @contextmanager
     def installed(self) -> Iterator[GracefulStop]:

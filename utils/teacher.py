@@ -63,7 +63,8 @@ def train_one_epoch(
         optimizer.step()
         pending.append(loss.detach())
         labels.append(f"training loss at epoch {epoch}, batch {i}")
-        if i % log_interval == 0 or i == len(loader):
+        log_point = i % log_interval == 0 or i == len(loader)
+        if log_point:
             check_finite(pending, labels, state_path)
             pending.clear()
             labels.clear()
@@ -72,7 +73,7 @@ def train_one_epoch(
                       flush=True)
             bar.set_postfix_str(f"loss={loss.item():.4f}", refresh=False)
         bar.update()
-        if stop is not None and distributed.any_rank(stop.requested, device):
+        if stop is not None and stop.agreed(device, log_point):
             break
     bar.close()
     check_finite(pending, labels, state_path)
