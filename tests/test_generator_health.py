@@ -33,6 +33,7 @@ from utils.generator_health import (
     fixed_latents,
     mean_pairwise_distance,
     real_images,
+    summary,
 )
 from utils.run_logger import RunLogger
 from utils.run_state import load_state
@@ -183,6 +184,17 @@ def test_pairwise_distance_is_exact_for_identical_and_known_pairs():
     assert mean_pairwise_distance(torch.ones(5, 3, 8, 8) * 0.37) == 0.0
     two = torch.stack([torch.zeros(4), torch.tensor([3.0, 4.0, 0.0, 0.0])])
     assert mean_pairwise_distance(two) == pytest.approx(5.0)
+
+
+def test_one_test_image_leaves_diversity_unmeasured_with_one_warning(capsys):
+    health = GeneratorHealth(fixed_latents(4, NZ, 0), torch.randn(1, 1, 32, 32))
+    generator = GeneratorA(nz=NZ, ngf=4).eval()
+    for _ in range(2):
+        values = health.measure(LeNet5().eval(), LeNet5().eval(), generator, torch.device("cpu"))
+        assert values["gen_diversity"] is None and values["gen_class_entropy"] >= 0.0
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: the test set has fewer than 2 images: gen_diversity is not measured"]
+    assert "diversity=n/a" in summary(values)
 
 
 def test_measure_refuses_train_mode():
