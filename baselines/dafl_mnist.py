@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python baseline
 from baselines.common import add_common_args, mnist_run
 from baselines.dafl import dafl_generator, dafl_optimizers, dafl_step
 from network import lenet
-from utils.cli import positive_float, positive_int, run_main
+from utils.cli import add_health_args, positive_float, positive_int, run_main
 from utils.dfad import Recipe, distill
 from utils.evaluation import evaluate_classification
 
@@ -37,6 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nz", type=positive_int(1), default=100,
                         help="latent size of the generator (default: 100)")
     add_common_args(parser, test_batch_size=64)
+    add_health_args(parser)
     parser.set_defaults(scheduler=False)  # no schedule on MNIST in the authors' recipe
     return parser
 

@@ -142,6 +142,13 @@ def add_dfad_args(
     parser.add_argument("--ckpt", default=ckpt, help=f"teacher state_dict (default: {ckpt})")
     parser.add_argument("--stu_ckpt", default=None,
                         help="start from this student state_dict (and its -generator.pt)")
+    add_health_args(parser)
+    add_runtime_args(parser)
+    add_speed_args(parser)
+
+
+def add_health_args(parser: argparse.ArgumentParser) -> None:
+    """The generator-health flags (utils/generator_health.py) of every script that trains one."""
     parser.add_argument("--health_batch", type=batch_or_off, default=None,
                         help="fixed latent batch on which the generator's health is measured "
                              "every epoch (default: --batch_size; 0 turns it off)")
@@ -151,8 +158,6 @@ def add_dfad_args(
     parser.add_argument("--warn_diversity", type=non_negative_float, default=DIVERSITY_THRESHOLD,
                         help=f"warn when gen_diversity stays below this for {PATIENCE} epochs "
                              f"in a row (default: {DIVERSITY_THRESHOLD})")
-    add_runtime_args(parser)
-    add_speed_args(parser)
 
 
 def run_main(get_parser: Callable[[], argparse.ArgumentParser],
