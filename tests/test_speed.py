@@ -164,3 +164,21 @@ def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
     result = dfad(workdir, "--sync_bn")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --sync_bn needs CUDA")
+
+
+@pytest.mark.parametrize("flags", [("--amp", "fp16"), ("--compile", "--cudnn_benchmark")],
+                         ids=["fp16", "compile"])
+def test_teacher_speed_modes_run_and_resume(workdir, tmp_path, flags):
+    """The teachers take the DFAD scripts' speed flags; the fp16 loss scale is in the state."""
+    shutil.copytree(workdir / "data", tmp_path / "data")
+    teacher = [sys.executable, str(REPO / "train_teacher.py"), "--dataset", "mnist", "--model",
+               "lenet5", "--batch_size", "8", "--data_root", "data", *FAST, *flags]
+    for epochs, extra in (("1", ()), ("2", ("--resume",))):
+        result = subprocess.run([*teacher, "--epochs", epochs, *extra], cwd=tmp_path, env=ENV,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout and "Epoch 2 test:" in result.stdout
+    state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
+    assert state["epochs_done"] == 2
+    if "fp16" in flags:  # a disabled scaler's state is empty
+        assert state["precision"]["scaler_S"]["scale"] > 0

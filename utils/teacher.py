@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from utils import distributed
+from utils.accel import Precision, maybe_compile
 from utils.checkpoint import companion_path, save_atomic
 from utils.dfad import Evaluate
 from utils.misc import ensure_writable, format_metrics, step_schedulers
@@ -44,12 +45,15 @@ def train_one_epoch(
     verbose: bool,
     stop: GracefulStop | None = None,
     state_path: str = "",
+    precision: Precision | None = None,
 ) -> float:
     """One pass over the training set; returns the last batch's loss.
 
     Stops early (after the current batch) when a stop is requested; the caller then discards the
-    partial epoch, so a resumed run repeats it exactly.
+    partial epoch, so a resumed run repeats it exactly. `precision` is `--amp` (utils/accel.py);
+    its student scaler is the teacher's one objective.
     """
+    precision = precision or Precision(None, device)
     model.train()
     loss = torch.zeros(())
     pending: list[torch.Tensor] = []
@@ -58,9 +62,10 @@ def train_one_epoch(
     for i, (images, targets) in enumerate(loader, start=1):
         images, targets = images.to(device), targets.to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), targets)
-        loss.backward()
-        optimizer.step()
+        with precision.autocast():
+            output = model(images)
+        loss = loss_fn(output.float(), targets)
+        precision.backward_step(loss, optimizer, precision.scaler_S)
         pending.append(loss.detach())
         labels.append(f"training loss at epoch {epoch}, batch {i}")
         log_point = i % log_interval == 0 or i == len(loader)
@@ -102,20 +107,25 @@ def fit_teacher(
         ensure_writable(Path(ckpt_path).parent)
     state_path = companion_path(ckpt_path, "state")
     schedulers = [scheduler] if scheduler is not None else []
+    precision = Precision(getattr(args, "amp", "off"), device)
     epochs_done, best = 0, 0.0
     state_file = resume_path(args, state_path)
     if state_file is not None:
         state = load_state(state_file, args)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "precision" in state:  # state files from before --amp have none
+            precision.load_state_dict(state["precision"])
         for s, saved in zip(schedulers, state["schedulers"], strict=True):
             s.load_state_dict(saved)
         epochs_done, best = state["epochs_done"], state["best"]
         restore_rng(state["rng"])
         print(f"resumed from {state_file}: {epochs_done} epochs done, best {metric}={best:.4f}")
     # Under torchrun the steps run through DDP (gradients averaged over the ranks); rank 0
-    # evaluates and writes while the others wait for it in the next epoch's first step.
-    train_model = distributed.wrap(model, device, getattr(args, "sync_bn", False))
+    # evaluates and writes while the others wait for it in the next epoch's first step. With
+    # --compile the steps call the compiled view; evaluation and checkpoints use the plain module.
+    train_model = distributed.wrap(maybe_compile(model, getattr(args, "compile", False)), device,
+                                   getattr(args, "sync_bn", False))
     stop = GracefulStop()
     with stop.installed():
         for epoch in range(epochs_done + 1, args.epochs + 1):
@@ -124,7 +134,8 @@ def fit_teacher(
             if isinstance(train_loader.sampler, DistributedSampler):
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
-                                         epoch, args.log_interval, args.verbose, stop, state_path)
+                                         epoch, args.log_interval, args.verbose, stop, state_path,
+                                         precision)
             if distributed.any_rank(stop.requested, device):
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped during epoch {epoch}; {state_path} holds the state "
@@ -136,7 +147,7 @@ def fit_teacher(
             if metrics[metric] > best:
                 best = metrics[metric]
                 save_atomic(model.state_dict(), ckpt_path)
-            save_state(state_path, args, model=model, optimizer=optimizer,
+            save_state(state_path, args, model=model, optimizer=optimizer, precision=precision,
                        schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
                        best=best)
             print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
