@@ -53,6 +53,7 @@ def assert_both_ran(result: subprocess.CompletedProcess, repo: Path, teacher: st
     a student that scores 0 on tiny data writes no best checkpoint)."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "===== Teacher =====" in result.stdout and "===== DFAD =====" in result.stdout
+    assert result.stdout.count("\ndevice: cpu (") == 2  # each script says what it runs on
     assert (repo / "checkpoint/teacher" / f"{teacher}.pt").is_file()
     assert len(list((repo / "checkpoint/student").glob("*-state.pt"))) == 1
 

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -30,23 +31,63 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+# Present when an NVIDIA driver is loaded, whether or not this torch can use it.
+NVIDIA_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidia0", "/proc/driver/nvidia")
+
+
+def nvidia_driver_file() -> str | None:
+    return next((f for f in NVIDIA_DEVICE_FILES if os.path.exists(f)), None)
+
+
+def why_no_cuda() -> str:
+    """Why torch.cuda.is_available() is False, as far as can be told from here."""
+    if torch.version.cuda is None:
+        return f"this torch {torch.__version__} is a CPU-only build"
+    driver = nvidia_driver_file()
+    if driver is None:
+        return "no NVIDIA driver found"
+    return (f"an NVIDIA driver is present ({driver}) but torch {torch.__version__} (built for "
+            f"CUDA {torch.version.cuda}) cannot use it: the driver is probably older than this "
+            "wheel needs, or the GPU is not visible to this process (see the README, GPUs)")
+
+
+def describe_device(device: torch.device) -> str:
+    """What runs the job, for the first lines of its log: on a GPU its name, compute capability
+    and the torch, CUDA and cuDNN versions."""
+    if device.type != "cuda":
+        return f"device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}"
+    props = torch.cuda.get_device_properties(device)
+    return (f"device: {device} {props.name} (compute capability {props.major}.{props.minor}, "
+            f"{props.total_memory / 2**30:.0f} GiB), torch {torch.__version__}, CUDA "
+            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+
+
 def resolve_device(args: argparse.Namespace) -> torch.device:
     """`--device auto` picks CUDA when present; `--no-cuda` (the original flag) forces the CPU.
 
-    Under torchrun this also joins the process group and picks this rank's GPU.
+    Prints the device used; `auto` falling back to the CPU next to an NVIDIA driver warns in one
+    line rather than train on the CPU unnoticed. Under torchrun this also joins the process group
+    and picks this rank's GPU.
     """
     from utils import distributed  # here: utils.distributed itself needs UserError
 
     if getattr(args, "no_cuda", False) or args.device == "cpu":
         device = torch.device("cpu")
     elif args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was given but CUDA is not available: use --device cpu")
+        raise UserError(f"--device cuda was given but CUDA is not available ({why_no_cuda()}): "
+                        "use --device cpu")
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cpu" and nvidia_driver_file() is not None and distributed.is_main():
+            print(f"warning: running on the CPU: {why_no_cuda()}", file=sys.stderr, flush=True)
     if getattr(args, "cudnn_benchmark", False):
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
-    return distributed.init(device)
+    device = distributed.init(device)
+    if distributed.is_main():
+        ranks = f", rank 0 of {distributed.world_size()}" if distributed.world_size() > 1 else ""
+        print(describe_device(device) + ranks, flush=True)
+    return device
 
 
 def ensure_writable(*folders: str | Path) -> None:
