@@ -39,6 +39,7 @@ from utils.run_state import (
     resume_command,
     resume_path,
     save_state,
+    state_due,
 )
 
 STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script (SPEC §1)
@@ -103,7 +104,7 @@ class Recipe:
 
     @property
     def state_path(self) -> str:
-        """The resumable state, rewritten after every epoch."""
+        """The resumable state, rewritten every `--save_every` epochs."""
         return companion_path(self.student_ckpt, "state")
 
     @property
@@ -291,8 +292,8 @@ def distill(
 ) -> list[float]:
     """The whole run: optimizers, schedulers, epochs, evaluation, checkpoints, the CSV row.
 
-    After every epoch (and on SIGINT/SIGTERM) it writes `recipe.state_path`, from which
-    `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
+    After every `--save_every` epochs (and on SIGINT/SIGTERM) it writes `recipe.state_path`,
+    from which `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
     Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
     """
     main = distributed.is_main()
@@ -400,7 +401,9 @@ def distill(
                     save_atomic(generator.state_dict(), recipe.generator_ckpt)
             if not recipe.scheduler_at_epoch_start:
                 step_schedulers(schedulers)
-            save(epoch, 0)
+            stopping = distributed.any_rank(stop.requested, device)
+            if state_due(args, epoch) or stopping:
+                save(epoch, 0)
             if main:
                 print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}="
                       f"{best:.4f} | lr_S={optimizer_S.param_groups[0]['lr']:.2e} | "
@@ -412,7 +415,7 @@ def distill(
                     if gen:
                         logger.health(epoch, gen)
                     logger.samples(test_loader, device, student, teacher, generator)
-            if distributed.any_rank(stop.requested, device) and epoch < args.epochs:
+            if stopping and epoch < args.epochs:
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped after epoch {epoch}; state saved to "
                                   f"{recipe.state_path}; resume with:\n  "

@@ -76,13 +76,35 @@ def restore_rng(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state(cuda)
 
 
-def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
-    """Atomically write a state file; modules, optimizers and schedulers go in as state_dicts."""
+def state_of(args: argparse.Namespace, **parts: Any) -> dict[str, Any]:
+    """A state file's content; modules, optimizers and schedulers go in as state_dicts (their
+    live tensors: copy with `cpu_copy` to keep it while training goes on)."""
     state = {k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in parts.items()}
     state["config"] = {k: v for k, v in vars(args).items()
                        if isinstance(v, (int, float, str, bool, type(None)))}
     state["rng"] = capture_rng()
-    save_atomic(state, path)
+    return state
+
+
+def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
+    """Atomically write a state file."""
+    save_atomic(state_of(args, **parts), path)
+
+
+def cpu_copy(obj: Any) -> Any:
+    """A copy of nested dicts, lists and tuples whose tensors are cloned to host memory."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+def state_due(args: argparse.Namespace, epoch: int) -> bool:
+    """`--save_every N`: the state is written after every N-th epoch and after the last one."""
+    return epoch % getattr(args, "save_every", 1) == 0 or epoch == args.epochs
 
 
 def load_state(path: str | Path, args: argparse.Namespace,

@@ -24,11 +24,13 @@ from utils.run_state import (
     GracefulStop,
     Interrupted,
     check_finite,
+    cpu_copy,
     load_state,
     restore_rng,
     resume_command,
     resume_path,
-    save_state,
+    state_due,
+    state_of,
 )
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -101,7 +103,8 @@ def fit_teacher(
 ) -> float:
     """Train for `args.epochs`, keeping the state_dict with the best test metric; returns it.
 
-    After every epoch it writes `<ckpt stem>-state.pt`, from which `--resume` continues exactly.
+    After every `--save_every` epochs and on SIGINT/SIGTERM it writes `<ckpt stem>-state.pt`,
+    the state after the last complete epoch, from which `--resume` continues exactly.
     """
     if distributed.is_main():
         ensure_writable(Path(ckpt_path).parent)
@@ -127,6 +130,7 @@ def fit_teacher(
     train_model = distributed.wrap(maybe_compile(model, getattr(args, "compile", False)), device,
                                    getattr(args, "sync_bn", False))
     stop = GracefulStop()
+    unwritten: dict | None = None
     with stop.installed():
         for epoch in range(epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
@@ -137,6 +141,8 @@ def fit_teacher(
                                          epoch, args.log_interval, args.verbose, stop, state_path,
                                          precision)
             if distributed.any_rank(stop.requested, device):
+                if unwritten is not None:  # the last complete epoch's state, kept in memory
+                    save_atomic(unwritten, state_path)
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped during epoch {epoch}; {state_path} holds the state "
                                   f"after epoch {epoch - 1}; resume with:\n  "
@@ -147,9 +153,14 @@ def fit_teacher(
             if metrics[metric] > best:
                 best = metrics[metric]
                 save_atomic(model.state_dict(), ckpt_path)
-            save_state(state_path, args, model=model, optimizer=optimizer, precision=precision,
-                       schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
-                       best=best)
+            state = state_of(args, model=model, optimizer=optimizer, precision=precision,
+                             schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
+                             best=best)
+            if state_due(args, epoch):
+                save_atomic(state, state_path)
+                unwritten = None
+            else:  # --save_every: a host copy, written only if a stop comes first
+                unwritten = cpu_copy(state)
             print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
                   f"lr={optimizer.param_groups[0]['lr']:.2e} | train_loss={train_loss:.4f} | "
                   f"{time.perf_counter() - start:.1f}s", flush=True)
