@@ -1,6 +1,6 @@
 """Runs that survive: kill and resume (bit-identical on CPU), graceful SIGTERM, NaN, bad input."""
 import argparse
-import csv
+import json
 import os
 import shlex
 import shutil
@@ -19,7 +19,7 @@ from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError
+from utils.misc import UserError, read_csv_runs
 from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +53,9 @@ def interrupt_after_first_epoch(args: list[str], cwd: Path, state: str,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def csv_rows(path: Path) -> list[list[str]]:
-    with open(path) as f:
-        return list(csv.reader(f))
+def csv_rows(path: Path) -> list[tuple[list[float], dict]]:
+    """Each run's metric list and flags (its run id is its own)."""
+    return [(run.values, run.flags) for run in read_csv_runs(path)]
 
 
 def assert_same_tensors(a: dict, b: dict) -> None:
@@ -96,6 +96,10 @@ def test_sigkill_then_resume_is_bit_identical(base, uninterrupted, tmp_path):
     theirs = torch.load(uninterrupted / STUDENT_STATE, weights_only=True)
     assert_same_tensors(ours["student"], theirs["student"])
     assert_same_tensors(ours["generator"], theirs["generator"])
+    # One run, one id: in its CSV row and on every line of its metrics file, resumed or not.
+    (row,) = read_csv_runs(tmp_path / "log/DFAD-mnist.csv")
+    lines = (tmp_path / "log/DFAD-mnist.metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 4 and {json.loads(line)["run_id"] for line in lines} == {row.run_id}
 
 
 def test_sigterm_saves_state_and_prints_the_resume_command(base, uninterrupted, tmp_path):

@@ -2,7 +2,6 @@
 written here from SPEC §1/§3.1; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
 import argparse
 import copy
-import csv
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
@@ -132,9 +132,9 @@ def test_torchrun_two_cpu_processes(workdir):
     assert "student weights identical on all 2 ranks" in result.stdout
     # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
     assert result.stdout.count("Epoch 2 test:") == 1
-    with open(csv_path) as f:
-        rows = list(csv.reader(f))
-    assert len(rows) == rows_before + 1 and len(rows[-1]) == 2
+    rows = read_csv_runs(csv_path)
+    assert len(rows) == rows_before + 1 and len(rows[-1].values) == 2
+    assert rows[-1].flags["processes"] == 2
     state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
                        weights_only=True)
     assert state["epochs_done"] == 2

@@ -35,9 +35,11 @@ from utils.run_state import (
     Interrupted,
     check_finite,
     load_state,
+    new_run_id,
     restore_rng,
     resume_command,
     resume_path,
+    run_flags,
     save_state,
     state_due,
 )
@@ -336,6 +338,7 @@ def distill(
     if health is not None:
         parts["health"] = health  # its fixed latent batch and streaks go into the resume state
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
+    run_id = new_run_id()
     state_file = resume_path(args, recipe.state_path)
     if state_file is not None:
         # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
@@ -349,14 +352,17 @@ def distill(
             scheduler.load_state_dict(saved)
         epochs_done, iterations_done = state["epochs_done"], state["iterations_done"]
         best, history = state["best"], list(state["history"])
+        run_id = state.get("run_id", run_id)  # state files from before run ids have none
         restore_rng(state["rng"])
         print(f"resumed from {state_file}: {epochs_done} epochs and {iterations_done} "
               f"iterations done, best {recipe.metric}={best:.4f}")
+    if logger is not None:  # the metrics file's lines name the run as its CSV row does
+        logger.run_id = run_id
 
     def save(epochs: int, iterations: int) -> None:
         if main:
             save_state(recipe.state_path, args, **parts, epochs_done=epochs,
-                       iterations_done=iterations, best=best, history=history,
+                       iterations_done=iterations, best=best, history=history, run_id=run_id,
                        schedulers=[s.state_dict() for s in schedulers])
 
     # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
@@ -426,5 +432,5 @@ def distill(
         print(f"student weights identical on all {distributed.world_size()} ranks")
     if main:
         print(f"Best {recipe.metric}={best:.6f}")
-        append_csv_row(recipe.csv_path, history)
+        append_csv_row(recipe.csv_path, history, run_id, run_flags(args))
     return history

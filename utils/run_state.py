@@ -12,6 +12,7 @@ import random
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,22 @@ from utils.misc import UserError
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
                "weight_decay", "momentum", "scheduler", "step_size", "seed", "num_classes", "amp")
+
+
+# What defines a run in its CSV row (get_results.py groups by them, the seed aside): the flags
+# that may not change on resume, the epochs and the BatchNorm statistics.
+RUN_FLAGS = (*FIXED_FLAGS, "epochs", "sync_bn", "ckpt")
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The defining flags this script has, and the number of processes (torchrun)."""
+    flags = {k: getattr(args, k) for k in RUN_FLAGS if hasattr(args, k)}
+    return {**flags, "processes": distributed.world_size()}
+
+
+def new_run_id() -> str:
+    """When and by which process a run started: unique on a machine, sorts by time."""
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
 class Interrupted(Exception):
