@@ -58,8 +58,9 @@ def describe_device(device: torch.device) -> str:
     and the torch, CUDA and cuDNN versions."""
     if device.type != "cuda":
         return f"device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}"
-    props = torch.cuda.get_device_properties(device)
-    return (f"device: {device} {props.name} (compute capability {props.major}.{props.minor}, "
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return (f"device: cuda:{index} {props.name} (compute capability {props.major}.{props.minor}, "
             f"{props.total_memory / 2**30:.0f} GiB), torch {torch.__version__}, CUDA "
             f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
 
