@@ -49,7 +49,9 @@ def test_fp16_compile_resume_round_trip(work, script):
         command += ["--dataset", "mnist", "--model", "lenet5"]
         state = work / "checkpoint/teacher/mnist-lenet5-state.pt"
     first = run(work, *command, "--epochs", "1")
-    assert "device: cuda:" in first.stdout and "compute capability" in first.stdout
+    device_line = next(line for line in first.stdout.splitlines() if line.startswith("device:"))
+    assert device_line.startswith("device: cuda:") and "compute capability" in device_line
+    assert device_line.endswith("(deterministic)")  # no --cudnn_benchmark
     scale = torch.load(state, weights_only=True)["precision"]["scaler_S"]["scale"]
     resumed = run(work, *command, "--epochs", "2", "--resume")
     assert "resumed from" in resumed.stdout and "Epoch 2 test:" in resumed.stdout

@@ -54,15 +54,16 @@ def why_no_cuda() -> str:
 
 
 def describe_device(device: torch.device) -> str:
-    """What runs the job, for the first lines of its log: on a GPU its name, compute capability
-    and the torch, CUDA and cuDNN versions."""
+    """What runs the job, for the first lines of its log: on a GPU its name, compute capability,
+    the torch, CUDA and cuDNN versions and the cuDNN setting (--cudnn_benchmark or not)."""
     if device.type != "cuda":
         return f"device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}"
     index = device.index if device.index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     return (f"device: cuda:{index} {props.name} (compute capability {props.major}.{props.minor}, "
             f"{props.total_memory / 2**30:.0f} GiB), torch {torch.__version__}, CUDA "
-            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()} "
+            f"({'autotuned' if torch.backends.cudnn.benchmark else 'deterministic'})")
 
 
 def resolve_device(args: argparse.Namespace) -> torch.device:
