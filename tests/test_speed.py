@@ -166,11 +166,11 @@ def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
     assert result.stderr.strip().splitlines()[-1].startswith("error: --sync_bn needs CUDA")
 
 
-@pytest.mark.parametrize("flags", [("--amp", "fp16"), ("--compile", "--cudnn_benchmark")],
-                         ids=["fp16", "compile"])
-def test_teacher_speed_modes_run_and_resume(workdir, tmp_path, flags):
-    """The teachers take the DFAD scripts' speed flags; the fp16 loss scale is in the state."""
+def test_teacher_speed_modes_run_and_resume(workdir, tmp_path):
+    """The teachers take the DFAD scripts' speed flags; the fp16 loss scale is in the state
+    (--compile of a teacher: tests/test_cuda.py, compiling on the CPU costs the suite time)."""
     shutil.copytree(workdir / "data", tmp_path / "data")
+    flags = ("--amp", "fp16", "--cudnn_benchmark")
     teacher = [sys.executable, str(REPO / "train_teacher.py"), "--dataset", "mnist", "--model",
                "lenet5", "--batch_size", "8", "--data_root", "data", *FAST, *flags]
     for epochs, extra in (("1", ()), ("2", ("--resume",))):
@@ -180,5 +180,4 @@ def test_teacher_speed_modes_run_and_resume(workdir, tmp_path, flags):
     assert "resumed from" in result.stdout and "Epoch 2 test:" in result.stdout
     state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
     assert state["epochs_done"] == 2
-    if "fp16" in flags:  # a disabled scaler's state is empty
-        assert state["precision"]["scaler_S"]["scale"] > 0
+    assert state["precision"]["scaler_S"]["scale"] > 0  # a disabled scaler's state is empty
