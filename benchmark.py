@@ -55,6 +55,7 @@ from utils.dfad import (
 )
 from utils.generator_health import GeneratorHealth, fixed_latents
 from utils.host_memory import keep_freed_memory
+from utils.misc import describe_device, why_no_cuda
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 
@@ -324,7 +325,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = get_parser().parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("error: --device cuda was given but CUDA is not available: use --device cpu")
+        sys.exit(f"error: --device cuda was given but CUDA is not available ({why_no_cuda()}): "
+                 "use --device cpu")
     device = torch.device(args.device)
     if args.one:  # the child process: one measurement, one JSON line
         name, mode = args.one
@@ -332,9 +334,7 @@ def main() -> None:
         print(json.dumps(measure(name, mode, device, batch, args.iters, args.warmup,
                                  args.cudnn_benchmark)))
         return
-    print(f"torch {torch.__version__}, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f"; {set_cudnn(args.cudnn_benchmark)}", flush=True)
+    print(f"{describe_device(device)}; {set_cudnn(args.cudnn_benchmark)}", flush=True)
     if args.upsample_conv:
         results = run_upsample_conv(args, device)
     else:

@@ -1,18 +1,23 @@
 """Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper (SPEC §3.6).
 
+Each CSV row names its run and the flags that define it: runs that differ in anything but the
+seed (a smoke run beside the paper's) are summarised apart, each mean with its number of runs;
+`--where KEY=VALUE` keeps only some.
+
 `--table mnist` prints Table 2's MNIST column (every method, finished and unfinished runs) and
 writes the accuracy curves as a PNG.
 """
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from utils.misc import CsvRun, UserError, read_csv_runs
 from utils.paper_table import mnist_table, plot_curves
 
 # (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper (SPEC §8).
@@ -26,10 +31,42 @@ PAPER = {
 }
 
 
-def read_runs(path: Path) -> list[list[float]]:
-    """One CSV row per run, each the per-epoch metric list."""
-    with open(path, newline="") as f:
-        return [[float(v) for v in row] for row in csv.reader(f) if row]
+def parse_where(text: str) -> tuple[str, object]:
+    """KEY=VALUE; the value is read as JSON where it can be (numbers, true/false, null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. epochs=40, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def matches(run: CsvRun, where: list[tuple[str, object]]) -> bool:
+    return all(key in run.flags and run.flags[key] == value for key, value in where)
+
+
+def group_by_flags(runs: list[CsvRun]) -> list[list[CsvRun]]:
+    """Runs with the same flags but the seed, largest group first (rows from before flags were
+    written form one group of their own, last)."""
+    groups: dict[str, list[CsvRun]] = {}
+    for run in runs:
+        flags = {k: v for k, v in run.flags.items() if k != "seed"}
+        groups.setdefault(json.dumps(flags, sort_keys=True), []).append(run)
+    return sorted(groups.values(), key=lambda group: (not group[0].flags, -len(group)))
+
+
+def describe_group(group: list[CsvRun], groups: list[list[CsvRun]]) -> str:
+    """The group's flags: all of them when it is the only group, else those that differ."""
+    if not group[0].flags:
+        return "no flags recorded (rows from before run ids)"
+    keys = sorted(group[0].flags.keys() - {"seed"})
+    others = [g[0].flags for g in groups if g[0].flags]
+    if len(others) > 1:
+        keys = [k for k in keys if any(flags.get(k) != group[0].flags[k] for flags in others)]
+    seeds = sorted({run.flags["seed"] for run in group if "seed" in run.flags})
+    flags = " ".join(f"{k}={json.dumps(group[0].flags[k])}" for k in keys)
+    return flags + (f" (seeds {', '.join(map(str, seeds))})" if seeds else "")
 
 
 def summarise(runs: list[list[float]]) -> dict[str, float | list[float]]:
@@ -54,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="print a whole column of the paper's Table 2 from the logs under --root")
     parser.add_argument("--paper", choices=tuple(PAPER), default=None,
                         help="the paper row to compare with (default: from the file name)")
+    parser.add_argument("--where", nargs="+", type=parse_where, default=[], metavar="KEY=VALUE",
+                        help="--log: only the runs with these flags, e.g. --where epochs=40 "
+                             "batch_size=512 (runs whose flags differ in anything but the seed "
+                             "are summarised apart anyway)")
     parser.add_argument("--root", default=".",
                         help="--table: folder searched (recursively) for log/<METHOD>-mnist.csv "
                              "and metrics files (default: .)")
@@ -72,23 +113,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such log: {path} (DFAD scripts write log/DFAD-<dataset>.csv)",
               file=sys.stderr)
         return 1
-    runs = read_runs(path)
-    if not runs:
-        print(f"error: {path} holds no runs yet", file=sys.stderr)
+    try:
+        every = read_csv_runs(path)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    s = summarise(runs)
-    print(f"runs: {len(runs)}")
-    print("best per run: " + ", ".join(f"{v:.4f}" for v in s["bests"]))
-    print("last per run: " + ", ".join(f"{v:.4f}" for v in s["lasts"]))
-    print(f"Mean={s['mean']:.4f}, Std={s['std']:.4f}, Best={s['best']:.4f}")
-    print(f"last epoch: Mean={s['last_mean']:.4f}, Std={s['last_std']:.4f}")
+    runs = [run for run in every if matches(run, args.where)]
+    if not runs:
+        print(f"error: {path} holds no runs yet" if not every else
+              f"error: none of the {len(every)} runs in {path} has "
+              f"{' '.join(f'{k}={json.dumps(v)}' for k, v in args.where)} (see their flags "
+              "without --where)", file=sys.stderr)
+        return 1
+    groups = group_by_flags(runs)
+    left_out = f", {len(every) - len(runs)} left out by --where" if args.where else ""
+    print(f"runs: {len(runs)} in {len(groups)} group(s) of the same flags{left_out}")
     match = re.fullmatch(r"DFAD-(.+)\.csv", path.name)
     key = args.paper or (match.group(1) if match else None)
+    reproduced = []
+    for i, group in enumerate(groups, start=1):
+        s = summarise([run.values for run in group])
+        print(f"[{i}] {len(group)} run(s): {describe_group(group, groups)}")
+        print("best per run: " + ", ".join(f"{v:.4f}" for v in s["bests"]))
+        print("last per run: " + ", ".join(f"{v:.4f}" for v in s["lasts"]))
+        print(f"Mean={s['mean']:.4f}, Std={s['std']:.4f}, Best={s['best']:.4f} "
+              f"over {len(group)} run(s)")
+        print(f"last epoch: Mean={s['last_mean']:.4f}, Std={s['last_std']:.4f}")
+        reproduced.append(f"[{i}] {s['mean']:.3f} ± {s['std']:.3f} over {len(group)} run(s)")
     if key in PAPER:
         metric, teacher, mean, std = PAPER[key]
         spread = f" ± {std:.3f}" if std is not None else ""
         print(f"paper ({key}, {metric}): DFAD {mean:.3f}{spread}, teacher {teacher:.3f} | "
-              f"reproduced: {s['mean']:.3f} ± {s['std']:.3f} over {len(runs)} run(s)")
+              f"reproduced: {'; '.join(reproduced)}")
     return 0
 
 

@@ -10,6 +10,7 @@ from torch.optim.lr_scheduler import StepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
 from network import lenet, resnet_8x, torchvision_resnet
+from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
 from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
 from utils.evaluation import evaluate_classification
@@ -57,6 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
                              "(a new fc for the dataset's classes; the README trains from scratch)")
     parser.add_argument("--verbose", action="store_true", help="print every --log_interval batches")
     add_runtime_args(parser)
+    add_speed_args(parser)
     return parser
 
 

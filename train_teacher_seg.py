@@ -18,6 +18,7 @@ from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
 from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
+from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
 from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
 from utils.evaluation import evaluate_segmentation
@@ -74,6 +75,7 @@ def get_parser() -> argparse.ArgumentParser:
                              "hub cache unless already there; the paper's teachers are "
                              "ImageNet-initialised)")
     add_runtime_args(parser)
+    add_speed_args(parser)
     # The original prints every --log_interval batches unconditionally (SPEC §3.4).
     parser.set_defaults(verbose=True)
     return parser

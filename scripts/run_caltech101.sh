@@ -3,22 +3,30 @@
 # Needs <DATA_ROOT>/caltech101/101_ObjectCategories and the authors' 101_ObjectCategories_split
 # (see README): with any other split the numbers are not the paper's (SPEC §9).
 # DATA_ROOT=/path/to/data bash scripts/run_caltech101.sh   (default: data)
-# PYTHON picks the interpreter (default: the repo's .venv when present, else python3).
-# Extra arguments go to both scripts (e.g. --device cpu).
+# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
+# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
+# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
+# (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data}
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source scripts/common.sh
+
+# The original README's command: no --scheduler, so --step_size has no effect and the LR stays
+# at 0.1 for all 150 epochs (SPEC §3.3, §10.19); trained from scratch (TEACHER_ARGS=--pretrained
+# starts from ImageNet weights).
+teacher=(train_teacher.py --dataset caltech101 --batch_size 128 --num_classes 101 \
+  --step_size 50 --epochs 150 --model resnet34 --data_root "$DATA_ROOT" "$@" "${TEACHER_FLAGS[@]}")
+
+# The README's --lr_S 0.05, not the script default 0.1 (SPEC §3.2, §10.16).
+dfad=(DFAD_caltech101.py --lr_S 0.05 --lr_G 1e-3 --scheduler --batch_size 64 \
+  --ckpt checkpoint/teacher/caltech101-resnet34.pt --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
+
+check_flags "${teacher[@]}"
+check_flags "${dfad[@]}"
 
 echo "===== Teacher ====="
-# The original README's command: no --scheduler, so --step_size has no effect and the LR stays
-# at 0.1 for all 150 epochs (SPEC §3.3, §10.19); trained from scratch (no --pretrained).
-"$PYTHON" train_teacher.py --dataset caltech101 --batch_size 128 --num_classes 101 \
-  --step_size 50 --epochs 150 --model resnet34 --data_root "$DATA_ROOT" "$@"
+launch "${teacher[@]}"
 
 echo "===== DFAD ====="
-# The README's --lr_S 0.05, not the script default 0.1 (SPEC §3.2, §10.16).
-"$PYTHON" DFAD_caltech101.py --lr_S 0.05 --lr_G 1e-3 --scheduler --batch_size 64 \
-  --ckpt checkpoint/teacher/caltech101-resnet34.pt --data_root "$DATA_ROOT" "$@"
+launch "${dfad[@]}"

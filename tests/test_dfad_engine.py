@@ -1,7 +1,6 @@
 """The adversarial loop of utils/dfad.py on tiny networks: what each step does and must not do."""
 import argparse
 import copy
-import csv
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from utils.dfad import (
     train_epoch,
 )
 from utils.evaluation import evaluate_classification
+from utils.misc import read_csv_runs
 
 NZ = 16
 
@@ -148,9 +148,9 @@ def test_distill_writes_checkpoints_and_csv(nets, tmp_path, monkeypatch):
     history = distill(engine_args(epochs=3, scheduler=True), teacher, student, generator,
                       loader, recipe, torch.device("cpu"))
     assert len(history) == 3 and all(0.0 <= v <= 1.0 for v in history)
-    with open(tmp_path / "log" / "DFAD-tiny.csv") as f:
-        rows = list(csv.reader(f))
-    assert [float(v) for v in rows[0]] == pytest.approx(history)
+    (row,) = read_csv_runs(tmp_path / "log" / "DFAD-tiny.csv")
+    assert row.values == pytest.approx(history)
+    assert row.flags["epochs"] == 3 and row.flags["scheduler"] is True and row.run_id
     saved_student = torch.load("checkpoint/student/tiny-s.pt", weights_only=True)
     saved_generator = torch.load("checkpoint/student/tiny-s-generator.pt", weights_only=True)
     tiny_classifier(4).load_state_dict(saved_student)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.misc import append_csv_row
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -69,3 +71,50 @@ def test_mnist_table_without_runs_is_one_line(tmp_path):
     result = run("--table", "mnist", "--root", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "no MNIST runs under" in result.stderr
+
+
+FLAGS = {"dataset": "mnist", "batch_size": 512, "epochs": 40, "epoch_itrs": 50, "lr_S": 0.01}
+
+
+def test_runs_with_other_flags_are_summarised_apart(tmp_path):
+    log = tmp_path / "DFAD-mnist.csv"
+    log.write_text("0.1,0.2\n")  # a row from before run ids: still read
+    append_csv_row(log, [0.9, 0.98], "a", {**FLAGS, "seed": 1})
+    append_csv_row(log, [0.5, 0.3], "smoke", {**FLAGS, "epochs": 2, "seed": 1})
+    append_csv_row(log, [0.97, 0.96], "b", {**FLAGS, "seed": 2})
+    result = run("--log", str(log), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "runs: 4 in 3 group(s) of the same flags" in out
+    assert "[1] 2 run(s): epochs=40 (seeds 1, 2)" in out
+    bests = [0.98, 0.97]
+    assert f"Mean={np.mean(bests):.4f}, Std={np.std(bests):.4f}, Best=0.9800 over 2 run(s)" in out
+    assert "[3] 1 run(s): no flags recorded (rows from before run ids)" in out
+    assert (f"reproduced: [1] {np.mean(bests):.3f} ± {np.std(bests):.3f} over 2 run(s); "
+            "[2] 0.500 ± 0.000 over 1 run(s); [3] 0.200 ± 0.000 over 1 run(s)") in out
+
+    only = run("--log", str(log), "--where", "epochs=40", "batch_size=512", cwd=tmp_path)
+    assert only.returncode == 0, only.stderr
+    assert "runs: 2 in 1 group(s) of the same flags, 2 left out by --where" in only.stdout
+    assert "[1] 2 run(s): batch_size=512 dataset=\"mnist\" epoch_itrs=50 epochs=40" in only.stdout
+
+    none = run("--log", str(log), "--where", "epochs=7", cwd=tmp_path)
+    assert none.returncode == 1 and none.stderr.count("\n") == 1
+    assert none.stderr.startswith("error: none of the 4 runs in ")
+
+
+def test_a_row_that_is_not_a_run_is_one_line(tmp_path):
+    log = tmp_path / "DFAD-mnist.csv"
+    log.write_text("0.5,oops\n")
+    result = run("--log", str(log), cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {log} has a row that is not a run")
+
+
+def test_mnist_table_reads_rows_with_run_ids(tmp_path):
+    write_run(tmp_path / "DFAD-s1", "DFAD", [0.5, 0.98], False, 2)
+    append_csv_row(tmp_path / "DFAD-s1/log/DFAD-mnist.csv", [0.5, 0.98], "x",
+                   {**FLAGS, "seed": 1})
+    result = run("--table", "mnist", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| DFAD | 0.983 ± 0.002 | 0.9800 ± 0.0000 | 0.9800 ± 0.0000 | 1 |" in result.stdout

@@ -1,7 +1,6 @@
 """scripts/gpu_check.sh --device cpu --tiny end to end, so the one-call GPU check cannot rot: every
 step writes its file under OUT (flat, at most 8 files: what the device tool brings back), and a
 budget that is used up skips the remaining steps and says so."""
-import csv
 import os
 import re
 import subprocess
@@ -9,6 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = {"summary.txt", "env.txt", "cuda_tests.txt", "upsample_conv.txt", "bench.txt",
@@ -77,8 +78,8 @@ def test_tiny_run_writes_every_steps_results(tmp_path):
     # get_results.py over the three fp32 runs: its mean is that of their CSV rows' bests.
     bests = []
     for seed in (1, 2, 3):
-        with open(work / f"fp32-seed{seed}" / "log" / "DFAD-mnist.csv") as f:
-            bests.append(max(float(v) for v in next(csv.reader(f))))
+        (run,) = read_csv_runs(work / f"fp32-seed{seed}" / "log" / "DFAD-mnist.csv")
+        bests.append(max(run.values))
     results = (out / "mnist_results.txt").read_text()
     assert "runs: 3" in results and "runs: 1" in results
     assert f"Mean={np.mean(bests):.4f}, Std={np.std(bests):.4f}" in results

@@ -1,5 +1,4 @@
 """End to end as a user runs them: train_teacher.py, DFAD_mnist.py on a tiny real-format MNIST."""
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from mnist_fixtures import write_tiny_mnist
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]
@@ -43,8 +43,7 @@ def test_dfad_mnist_writes_original_files(workdir):
                  "--test_batch_size", "8", "--data_root", "data", *FAST, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Best acc=" in result.stdout
-    with open(workdir / "log/DFAD-mnist.csv") as f:
-        rows = list(csv.reader(f))
+    rows = [run.values for run in read_csv_runs(workdir / "log/DFAD-mnist.csv")]
     assert len(rows[-1]) == 1 and 0.0 <= float(rows[-1][0]) <= 1.0
     if float(rows[-1][0]) > 0:  # the original saves only on a strict improvement over 0
         student = torch.load(workdir / "checkpoint/student/mnist-lenet5_half.pt",

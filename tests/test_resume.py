@@ -1,6 +1,6 @@
 """Runs that survive: kill and resume (bit-identical on CPU), graceful SIGTERM, NaN, bad input."""
 import argparse
-import csv
+import json
 import os
 import shlex
 import shutil
@@ -19,7 +19,7 @@ from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError
+from utils.misc import UserError, read_csv_runs
 from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +53,9 @@ def interrupt_after_first_epoch(args: list[str], cwd: Path, state: str,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def csv_rows(path: Path) -> list[list[str]]:
-    with open(path) as f:
-        return list(csv.reader(f))
+def csv_rows(path: Path) -> list[tuple[list[float], dict]]:
+    """Each run's metric list and flags (its run id is its own)."""
+    return [(run.values, run.flags) for run in read_csv_runs(path)]
 
 
 def assert_same_tensors(a: dict, b: dict) -> None:
@@ -96,6 +96,10 @@ def test_sigkill_then_resume_is_bit_identical(base, uninterrupted, tmp_path):
     theirs = torch.load(uninterrupted / STUDENT_STATE, weights_only=True)
     assert_same_tensors(ours["student"], theirs["student"])
     assert_same_tensors(ours["generator"], theirs["generator"])
+    # One run, one id: in its CSV row and on every line of its metrics file, resumed or not.
+    (row,) = read_csv_runs(tmp_path / "log/DFAD-mnist.csv")
+    lines = (tmp_path / "log/DFAD-mnist.metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 4 and {json.loads(line)["run_id"] for line in lines} == {row.run_id}
 
 
 def test_sigterm_saves_state_and_prints_the_resume_command(base, uninterrupted, tmp_path):
@@ -131,6 +135,45 @@ def test_teacher_sigkill_then_resume_is_bit_identical(base, tmp_path):
         ours = torch.load(killed / "checkpoint/teacher" / name, weights_only=True)
         theirs = torch.load(straight / "checkpoint/teacher" / name, weights_only=True)
         assert_same_tensors(ours.get("model", ours), theirs.get("model", theirs))
+
+
+def test_save_every_writes_every_nth_epoch_and_resumes_exactly(base, uninterrupted, tmp_path):
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    every_2nd = [*DFAD, "--save_every", "2"]
+    killed = interrupt_after_first_epoch(every_2nd, tmp_path, STUDENT_STATE, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    # The first state written is epoch 2's: epoch 1's never was.
+    assert torch.load(tmp_path / STUDENT_STATE, weights_only=True)["epochs_done"] == 2
+    resumed = python([*every_2nd, "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 epochs and 0 iterations done" in resumed.stdout
+    assert csv_rows(tmp_path / "log/DFAD-mnist.csv") == csv_rows(
+        uninterrupted / "log/DFAD-mnist.csv")
+    # The last epoch's state is always written (a later --epochs can continue it).
+    assert torch.load(tmp_path / STUDENT_STATE, weights_only=True)["epochs_done"] == 4
+
+
+def test_teacher_writes_its_unsaved_state_on_sigterm(base, tmp_path):
+    """With --save_every beyond the run, only a stop writes the state: the last complete
+    epoch's, from which the run resumes."""
+    shutil.copytree(base / "data", tmp_path / "data")
+    teacher = [*TEACHER, "--epochs", "100", "--save_every", "1000"]
+    proc = subprocess.Popen([sys.executable, str(REPO / teacher[0]), *teacher[1:]],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("Epoch 1 test:"):
+            break
+    assert not (tmp_path / TEACHER_STATE).exists()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    state = torch.load(tmp_path / TEACHER_STATE, weights_only=True)
+    done = state["epochs_done"]
+    assert f"holds the state after epoch {done};" in err and done >= 1
+    resumed = python([*TEACHER, "--epochs", str(done + 1), "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {TEACHER_STATE}: {done} epochs done" in resumed.stdout
 
 
 def test_resume_with_other_flags_is_refused(uninterrupted):

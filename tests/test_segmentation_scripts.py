@@ -1,6 +1,5 @@
 """End to end as a user runs them: train_teacher_seg.py, then DFAD_camvid_deeplab.py and
 DFAD_nyu_deeplab.py, on tiny CamVid/NYUv2 trees in the real layouts (full-size networks)."""
-import csv
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import DFAD_nyu_deeplab
 import train_teacher_seg
 from network.gan import GeneratorB
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]
@@ -30,11 +30,6 @@ def run(script: str, *args: str, cwd: Path, env: dict | None = None) -> subproce
 
 def load_strict(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(torch.load(path, weights_only=True), strict=True)
-
-
-def csv_rows(path: Path) -> list[list[str]]:
-    with open(path) as f:
-        return list(csv.reader(f))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +60,7 @@ def test_dfad_camvid_end_to_end_with_save_img(workdir):
                  *TINY_DFAD, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Epoch 1 test: mIoU=" in result.stdout and "Best mIoU=" in result.stdout
-    row = csv_rows(workdir / "log/DFAD-camvid.csv")[-1]
+    row = read_csv_runs(workdir / "log/DFAD-camvid.csv")[-1].values
     assert len(row) == 1 and 0.0 < float(row[0]) <= 1.0  # random labels: every class occurs
     student = workdir / "checkpoint/student/camvid-deeplabv3_mobilenet.pt"
     load_strict(deeplabv3_mobilenet(11), student)
@@ -82,7 +77,7 @@ def test_dfad_nyu_end_to_end_writes_the_csv_row(workdir):
     result = run("DFAD_nyu_deeplab.py", "--data_root", "data/NYUv2", *TINY_DFAD, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Best mIoU=" in result.stdout
-    row = csv_rows(workdir / "log/DFAD-nyuv2.csv")[-1]
+    row = read_csv_runs(workdir / "log/DFAD-nyuv2.csv")[-1].values
     assert len(row) == 1 and 0.0 < float(row[0]) <= 1.0
     load_strict(deeplabv3_mobilenet(13),
                 workdir / "checkpoint/student/nyuv2-deeplabv3_mobilenet.pt")

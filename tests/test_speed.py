@@ -2,7 +2,6 @@
 written here from SPEC §1/§3.1; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
 import argparse
 import copy
-import csv
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
@@ -132,9 +132,9 @@ def test_torchrun_two_cpu_processes(workdir):
     assert "student weights identical on all 2 ranks" in result.stdout
     # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
     assert result.stdout.count("Epoch 2 test:") == 1
-    with open(csv_path) as f:
-        rows = list(csv.reader(f))
-    assert len(rows) == rows_before + 1 and len(rows[-1]) == 2
+    rows = read_csv_runs(csv_path)
+    assert len(rows) == rows_before + 1 and len(rows[-1].values) == 2
+    assert rows[-1].flags["processes"] == 2
     state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
                        weights_only=True)
     assert state["epochs_done"] == 2
@@ -164,3 +164,20 @@ def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
     result = dfad(workdir, "--sync_bn")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --sync_bn needs CUDA")
+
+
+def test_teacher_speed_modes_run_and_resume(workdir, tmp_path):
+    """The teachers take the DFAD scripts' speed flags; the fp16 loss scale is in the state
+    (--compile of a teacher: tests/test_cuda.py, compiling on the CPU costs the suite time)."""
+    shutil.copytree(workdir / "data", tmp_path / "data")
+    flags = ("--amp", "fp16", "--cudnn_benchmark")
+    teacher = [sys.executable, str(REPO / "train_teacher.py"), "--dataset", "mnist", "--model",
+               "lenet5", "--batch_size", "8", "--data_root", "data", *FAST, *flags]
+    for epochs, extra in (("1", ()), ("2", ("--resume",))):
+        result = subprocess.run([*teacher, "--epochs", epochs, *extra], cwd=tmp_path, env=ENV,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout and "Epoch 2 test:" in result.stdout
+    state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
+    assert state["epochs_done"] == 2
+    assert state["precision"]["scaler_S"]["scale"] > 0  # a disabled scaler's state is empty

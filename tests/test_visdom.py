@@ -156,6 +156,12 @@ def test_no_server_one_warning_and_the_log_replays(server, workdir):
     log = workdir / "log/DFAD-mnist.visdom.log"
     assert str(log.relative_to(workdir)) in lines[0]
 
+    # 2 epochs: the generated samples twice, the fixed test batch once (a constant panel).
+    posts = [json.loads(line)[1] for line in log.read_text().splitlines()]
+    posts = [json.loads(p) if isinstance(p, str) else p for p in posts]
+    wins = [p.get("win") or p.get("data", [{}])[0].get("win") for p in posts]
+    assert wins.count("generated") == 2 and wins.count("input") == 1
+
     client(server).replay_log(str(log))
     assert [x for x, _ in points(server, "Loss_G", "replayed")] == [2, 4, 6, 8]
     assert len(points(server, "Acc", "replayed")) == 2

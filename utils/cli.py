@@ -70,6 +70,10 @@ def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> N
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
                         help="continue a stopped run from its -state.pt file (alone: this run's "
                              "own state, next to its checkpoints)")
+    parser.add_argument("--save_every", type=positive_int(1), default=1, metavar="N",
+                        help="write the resumable state after every N-th epoch and the last one "
+                             "(default: 1; a Ctrl-C or SIGTERM writes it too, a kill loses the "
+                             "epochs since the last one)")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset if it is missing (the original always tried "
                              "for MNIST and CIFAR; we only do with this flag)")

@@ -35,10 +35,13 @@ from utils.run_state import (
     Interrupted,
     check_finite,
     load_state,
+    new_run_id,
     restore_rng,
     resume_command,
     resume_path,
+    run_flags,
     save_state,
+    state_due,
 )
 
 STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script (SPEC §1)
@@ -103,7 +106,7 @@ class Recipe:
 
     @property
     def state_path(self) -> str:
-        """The resumable state, rewritten after every epoch."""
+        """The resumable state, rewritten every `--save_every` epochs."""
         return companion_path(self.student_ckpt, "state")
 
     @property
@@ -291,8 +294,8 @@ def distill(
 ) -> list[float]:
     """The whole run: optimizers, schedulers, epochs, evaluation, checkpoints, the CSV row.
 
-    After every epoch (and on SIGINT/SIGTERM) it writes `recipe.state_path`, from which
-    `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
+    After every `--save_every` epochs (and on SIGINT/SIGTERM) it writes `recipe.state_path`,
+    from which `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
     Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
     """
     main = distributed.is_main()
@@ -335,6 +338,7 @@ def distill(
     if health is not None:
         parts["health"] = health  # its fixed latent batch and streaks go into the resume state
     epochs_done, iterations_done, best, history = 0, 0, 0.0, []
+    run_id = new_run_id()
     state_file = resume_path(args, recipe.state_path)
     if state_file is not None:
         # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
@@ -348,14 +352,17 @@ def distill(
             scheduler.load_state_dict(saved)
         epochs_done, iterations_done = state["epochs_done"], state["iterations_done"]
         best, history = state["best"], list(state["history"])
+        run_id = state.get("run_id", run_id)  # state files from before run ids have none
         restore_rng(state["rng"])
         print(f"resumed from {state_file}: {epochs_done} epochs and {iterations_done} "
               f"iterations done, best {recipe.metric}={best:.4f}")
+    if logger is not None:  # the metrics file's lines name the run as its CSV row does
+        logger.run_id = run_id
 
     def save(epochs: int, iterations: int) -> None:
         if main:
             save_state(recipe.state_path, args, **parts, epochs_done=epochs,
-                       iterations_done=iterations, best=best, history=history,
+                       iterations_done=iterations, best=best, history=history, run_id=run_id,
                        schedulers=[s.state_dict() for s in schedulers])
 
     # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
@@ -400,7 +407,9 @@ def distill(
                     save_atomic(generator.state_dict(), recipe.generator_ckpt)
             if not recipe.scheduler_at_epoch_start:
                 step_schedulers(schedulers)
-            save(epoch, 0)
+            stopping = distributed.any_rank(stop.requested, device)
+            if state_due(args, epoch) or stopping:
+                save(epoch, 0)
             if main:
                 print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}="
                       f"{best:.4f} | lr_S={optimizer_S.param_groups[0]['lr']:.2e} | "
@@ -412,7 +421,7 @@ def distill(
                     if gen:
                         logger.health(epoch, gen)
                     logger.samples(test_loader, device, student, teacher, generator)
-            if distributed.any_rank(stop.requested, device) and epoch < args.epochs:
+            if stopping and epoch < args.epochs:
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped after epoch {epoch}; state saved to "
                                   f"{recipe.state_path}; resume with:\n  "
@@ -423,5 +432,5 @@ def distill(
         print(f"student weights identical on all {distributed.world_size()} ranks")
     if main:
         print(f"Best {recipe.metric}={best:.6f}")
-        append_csv_row(recipe.csv_path, history)
+        append_csv_row(recipe.csv_path, history, run_id, run_flags(args))
     return history

@@ -1,17 +1,19 @@
 """Table 2's MNIST column from our logs: every row the paper has, beside its number, and a plot.
 
 A run is found by its files, wherever it ran: `<folder>/log/<METHOD>-mnist.csv` holds one row
-per finished run (its per-epoch test accuracy), `<folder>/log/<METHOD>-mnist.metrics.jsonl` one
-line per epoch, so a run still going (or stopped, to be resumed) is reported with how far it got.
+per finished run (its id, flags and per-epoch test accuracy),
+`<folder>/log/<METHOD>-mnist.metrics.jsonl` one line per epoch, so a run still going (or
+stopped, to be resumed) is reported with how far it got.
 """
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from utils.misc import read_csv_runs
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,6 @@ class Runs:
     epoch_itrs: int | None = None
 
 
-def _read_csv(path: Path) -> list[list[float]]:
-    with open(path, newline="") as f:
-        return [[float(v) for v in row] for row in csv.reader(f) if row]
-
-
 def _segments(path: Path) -> list[list[tuple[int, float]]]:
     """The metrics file's epochs split into runs: a fresh run starts again at epoch 1 (a resumed
     one goes on counting)."""
@@ -73,7 +70,7 @@ def collect(root: Path, prefix: str) -> Runs:
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
         runs.epoch_itrs = runs.epoch_itrs or config.get("epoch_itrs")
         csv_path = log_dir / f"{prefix}-mnist.csv"
-        finished = _read_csv(csv_path) if csv_path.is_file() else []
+        finished = [run.values for run in read_csv_runs(csv_path)] if csv_path.is_file() else []
         runs.finished += finished
         metrics = log_dir / f"{prefix}-mnist.metrics.jsonl"
         segments = _segments(metrics) if metrics.is_file() else []

@@ -31,6 +31,9 @@ from utils.visualizer import VisdomPlotter, warn
 DrawPanels = Callable[..., Panels]
 METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}  # the original's window names (SPEC §3.2)
 HEALTH_WINDOW = "generator health"
+# Panels that do not change during a run: the first test batch, its labels, and (DFAD) the
+# frozen teacher's prediction on it.
+CONSTANT_PANELS = frozenset({"input", "target", "teacher"})
 
 
 class RunLogger:
@@ -51,6 +54,7 @@ class RunLogger:
         self.results_dir = Path(results_dir) / run
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self._draw_failed = False
+        self._posted: set[str] = set()  # constant panels already in visdom
         self.summary = ""  # the last test metric, for the progress bar
 
     @classmethod
@@ -107,7 +111,9 @@ class RunLogger:
 
     def samples(self, loader: DataLoader, device: torch.device, model: nn.Module,
                 teacher: nn.Module | None = None, generator: nn.Module | None = None) -> None:
-        """Draw the panels once: into visdom and as results/<run>/latest-<panel>.png."""
+        """Draw the panels: into visdom and as results/<run>/latest-<panel>.png. The constant
+        ones (the fixed test batch, the frozen teacher on it) are posted once per process: the
+        offline visdom log keeps every post."""
         if self.draw is None or self._draw_failed:
             return
         try:
@@ -116,8 +122,12 @@ class RunLogger:
             with torch.random.fork_rng(devices=[]):
                 panels = self.draw(loader, device, model, teacher=teacher, generator=generator)
             for name, grid in panels.items():
+                if name in self._posted:
+                    continue
                 self.plotter.add_image(name, grid)
                 save_png(grid, self.results_dir / f"latest-{name}.png")
+                if name in CONSTANT_PANELS:
+                    self._posted.add(name)
         except Exception as err:  # noqa: BLE001 - pictures must never stop a run
             self._draw_failed = True
             warn(f"sample grids disabled ({type(err).__name__}: {err})")

@@ -12,6 +12,7 @@ import random
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,22 @@ from utils.misc import UserError
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
                "weight_decay", "momentum", "scheduler", "step_size", "seed", "num_classes", "amp")
+
+
+# What defines a run in its CSV row (get_results.py groups by them, the seed aside): the flags
+# that may not change on resume, the epochs and the BatchNorm statistics.
+RUN_FLAGS = (*FIXED_FLAGS, "epochs", "sync_bn", "ckpt")
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The defining flags this script has, and the number of processes (torchrun)."""
+    flags = {k: getattr(args, k) for k in RUN_FLAGS if hasattr(args, k)}
+    return {**flags, "processes": distributed.world_size()}
+
+
+def new_run_id() -> str:
+    """When and by which process a run started: unique on a machine, sorts by time."""
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
 class Interrupted(Exception):
@@ -76,13 +93,35 @@ def restore_rng(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state(cuda)
 
 
-def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
-    """Atomically write a state file; modules, optimizers and schedulers go in as state_dicts."""
+def state_of(args: argparse.Namespace, **parts: Any) -> dict[str, Any]:
+    """A state file's content; modules, optimizers and schedulers go in as state_dicts (their
+    live tensors: copy with `cpu_copy` to keep it while training goes on)."""
     state = {k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in parts.items()}
     state["config"] = {k: v for k, v in vars(args).items()
                        if isinstance(v, (int, float, str, bool, type(None)))}
     state["rng"] = capture_rng()
-    save_atomic(state, path)
+    return state
+
+
+def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
+    """Atomically write a state file."""
+    save_atomic(state_of(args, **parts), path)
+
+
+def cpu_copy(obj: Any) -> Any:
+    """A copy of nested dicts, lists and tuples whose tensors are cloned to host memory."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+def state_due(args: argparse.Namespace, epoch: int) -> bool:
+    """`--save_every N`: the state is written after every N-th epoch and after the last one."""
+    return epoch % getattr(args, "save_every", 1) == 0 or epoch == args.epochs
 
 
 def load_state(path: str | Path, args: argparse.Namespace,

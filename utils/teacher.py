@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from utils import distributed
+from utils.accel import Precision, maybe_compile
 from utils.checkpoint import companion_path, save_atomic
 from utils.dfad import Evaluate
 from utils.misc import ensure_writable, format_metrics, step_schedulers
@@ -23,11 +24,13 @@ from utils.run_state import (
     GracefulStop,
     Interrupted,
     check_finite,
+    cpu_copy,
     load_state,
     restore_rng,
     resume_command,
     resume_path,
-    save_state,
+    state_due,
+    state_of,
 )
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,12 +47,15 @@ def train_one_epoch(
     verbose: bool,
     stop: GracefulStop | None = None,
     state_path: str = "",
+    precision: Precision | None = None,
 ) -> float:
     """One pass over the training set; returns the last batch's loss.
 
     Stops early (after the current batch) when a stop is requested; the caller then discards the
-    partial epoch, so a resumed run repeats it exactly.
+    partial epoch, so a resumed run repeats it exactly. `precision` is `--amp` (utils/accel.py);
+    its student scaler is the teacher's one objective.
     """
+    precision = precision or Precision(None, device)
     model.train()
     loss = torch.zeros(())
     pending: list[torch.Tensor] = []
@@ -58,9 +64,10 @@ def train_one_epoch(
     for i, (images, targets) in enumerate(loader, start=1):
         images, targets = images.to(device), targets.to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), targets)
-        loss.backward()
-        optimizer.step()
+        with precision.autocast():
+            output = model(images)
+        loss = loss_fn(output.float(), targets)
+        precision.backward_step(loss, optimizer, precision.scaler_S)
         pending.append(loss.detach())
         labels.append(f"training loss at epoch {epoch}, batch {i}")
         log_point = i % log_interval == 0 or i == len(loader)
@@ -96,27 +103,34 @@ def fit_teacher(
 ) -> float:
     """Train for `args.epochs`, keeping the state_dict with the best test metric; returns it.
 
-    After every epoch it writes `<ckpt stem>-state.pt`, from which `--resume` continues exactly.
+    After every `--save_every` epochs and on SIGINT/SIGTERM it writes `<ckpt stem>-state.pt`,
+    the state after the last complete epoch, from which `--resume` continues exactly.
     """
     if distributed.is_main():
         ensure_writable(Path(ckpt_path).parent)
     state_path = companion_path(ckpt_path, "state")
     schedulers = [scheduler] if scheduler is not None else []
+    precision = Precision(getattr(args, "amp", "off"), device)
     epochs_done, best = 0, 0.0
     state_file = resume_path(args, state_path)
     if state_file is not None:
         state = load_state(state_file, args)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "precision" in state:  # state files from before --amp have none
+            precision.load_state_dict(state["precision"])
         for s, saved in zip(schedulers, state["schedulers"], strict=True):
             s.load_state_dict(saved)
         epochs_done, best = state["epochs_done"], state["best"]
         restore_rng(state["rng"])
         print(f"resumed from {state_file}: {epochs_done} epochs done, best {metric}={best:.4f}")
     # Under torchrun the steps run through DDP (gradients averaged over the ranks); rank 0
-    # evaluates and writes while the others wait for it in the next epoch's first step.
-    train_model = distributed.wrap(model, device, getattr(args, "sync_bn", False))
+    # evaluates and writes while the others wait for it in the next epoch's first step. With
+    # --compile the steps call the compiled view; evaluation and checkpoints use the plain module.
+    train_model = distributed.wrap(maybe_compile(model, getattr(args, "compile", False)), device,
+                                   getattr(args, "sync_bn", False))
     stop = GracefulStop()
+    unwritten: dict | None = None
     with stop.installed():
         for epoch in range(epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
@@ -124,8 +138,11 @@ def fit_teacher(
             if isinstance(train_loader.sampler, DistributedSampler):
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
-                                         epoch, args.log_interval, args.verbose, stop, state_path)
+                                         epoch, args.log_interval, args.verbose, stop, state_path,
+                                         precision)
             if distributed.any_rank(stop.requested, device):
+                if unwritten is not None:  # the last complete epoch's state, kept in memory
+                    save_atomic(unwritten, state_path)
                 raise Interrupted(stop.signum or signal.SIGTERM,
                                   f"stopped during epoch {epoch}; {state_path} holds the state "
                                   f"after epoch {epoch - 1}; resume with:\n  "
@@ -136,9 +153,14 @@ def fit_teacher(
             if metrics[metric] > best:
                 best = metrics[metric]
                 save_atomic(model.state_dict(), ckpt_path)
-            save_state(state_path, args, model=model, optimizer=optimizer,
-                       schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
-                       best=best)
+            state = state_of(args, model=model, optimizer=optimizer, precision=precision,
+                             schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
+                             best=best)
+            if state_due(args, epoch):
+                save_atomic(state, state_path)
+                unwritten = None
+            else:  # --save_every: a host copy, written only if a stop comes first
+                unwritten = cpu_copy(state)
             print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
                   f"lr={optimizer.param_groups[0]['lr']:.2e} | train_loss={train_loss:.4f} | "
                   f"{time.perf_counter() - start:.1f}s", flush=True)
