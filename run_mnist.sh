@@ -16,11 +16,4 @@ teacher=(train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 --dataset mnist
 dfad=(DFAD_mnist.py --ckpt checkpoint/teacher/mnist-lenet5.pt --data_root "$DATA_ROOT" \
   "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row

@@ -27,3 +27,13 @@ launch() {  # SCRIPT FLAGS...: plain python, or torchrun with NPROC processes
     "$PYTHON" "$@"
   fi
 }
+
+run_row() {  # the row: check both scripts' flags, then the teacher, then DFAD
+  # (the caller's arrays `teacher` and `dfad` hold each script and its flags)
+  check_flags "${teacher[@]}"
+  check_flags "${dfad[@]}"
+  echo "===== Teacher ====="
+  launch "${teacher[@]}"
+  echo "===== DFAD ====="
+  launch "${dfad[@]}"
+}

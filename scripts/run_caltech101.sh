@@ -22,11 +22,4 @@ teacher=(train_teacher.py --dataset caltech101 --batch_size 128 --num_classes 10
 dfad=(DFAD_caltech101.py --lr_S 0.05 --lr_G 1e-3 --scheduler --batch_size 64 \
   --ckpt checkpoint/teacher/caltech101-resnet34.pt --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row

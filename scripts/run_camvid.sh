@@ -17,11 +17,4 @@ teacher=(train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid \
 dfad=(DFAD_camvid_deeplab.py --ckpt checkpoint/teacher/camvid-deeplabv3_resnet50.pt \
   --data_root "$DATA_ROOT" --scheduler "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row

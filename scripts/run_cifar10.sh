@@ -24,11 +24,4 @@ teacher=(train_teacher.py --dataset cifar10 --batch_size 128 --step_size 80 --ep
 dfad=(DFAD_cifar.py --dataset cifar10 --ckpt checkpoint/teacher/cifar10-resnet34_8x.pt \
   --scheduler --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row

@@ -25,11 +25,4 @@ teacher=(train_teacher.py --dataset cifar100 --batch_size 128 --step_size 80 --e
 dfad=(DFAD_cifar.py --dataset cifar100 --ckpt checkpoint/teacher/cifar100-resnet34_8x.pt \
   --scheduler --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row

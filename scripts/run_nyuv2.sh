@@ -18,11 +18,4 @@ teacher=(train_teacher_seg.py --dataset nyuv2 --data_root "$DATA_ROOT" --schedul
 dfad=(DFAD_nyu_deeplab.py --ckpt checkpoint/teacher/nyuv2-deeplabv3_resnet50.pt \
   --data_root "$DATA_ROOT" --scheduler "$@" "${DFAD_FLAGS[@]}")
 
-check_flags "${teacher[@]}"
-check_flags "${dfad[@]}"
-
-echo "===== Teacher ====="
-launch "${teacher[@]}"
-
-echo "===== DFAD ====="
-launch "${dfad[@]}"
+run_row
