@@ -101,6 +101,11 @@ class Recipe:
     compat_flags: tuple[str, ...] = ()
 
     @property
+    def trains_generator(self) -> bool:
+        """False for the KD baselines, whose "generator" is a fixed source of inputs."""
+        return self.joint_step is not None or self.generator_loss is not None
+
+    @property
     def generator_ckpt(self) -> str:
         return companion_path(self.student_ckpt, "generator")
 
@@ -228,7 +233,7 @@ def train_epoch(
     student.train()
     generator.train()
     loss_S = loss_G = torch.zeros(())
-    trains_generator = recipe.joint_step is not None or recipe.generator_loss is not None
+    trains_generator = recipe.trains_generator
     # over the global batch, read at log points
     logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
     pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
@@ -332,8 +337,7 @@ def distill(
     parts = {name: obj for name, obj in parts.items() if obj is not None}
     # Rank 0 only, like the evaluation: no collective call in it, so no rank waits for another.
     # Only a trained generator has a health to watch (not the KD baselines' fixed sources).
-    trains_generator = recipe.joint_step is not None or recipe.generator_loss is not None
-    health = (GeneratorHealth.from_args(args, test_loader) if main and trains_generator
+    health = (GeneratorHealth.from_args(args, test_loader) if main and recipe.trains_generator
               else None)
     if health is not None:
         parts["health"] = health  # its fixed latent batch and streaks go into the resume state
