@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU evidence in one run (issue 18): CUDA tests, the benchmark at the paper's batch sizes,
-# and the MNIST row (teacher, DFAD seeds 1-3 in fp32, seed 1 in bf16, get_results.py).
+# and Table 2's MNIST column (KD-ORI, RANDOM, DAFL and DFAD for seeds 1-3, DFAD seed 1 in bf16
+# too, the README teacher), with get_results.py's table.
 #
 #   OUT=/some/dir DATA_ROOT=local_data BUDGET_S=480 bash scripts/gpu_check.sh
 #   bash scripts/gpu_check.sh --device cpu --tiny          # what the tests run: tiny data, about a minute
@@ -14,12 +15,16 @@
 # Environment: OUT (default results/gpu_check), DATA_ROOT (MNIST as <DATA_ROOT>/MNIST/raw/, the
 # four idx files, or the same names with .gz; default local_data; --tiny writes a tiny MNIST when
 # it is unset), PYTHON (default python3), BUDGET_S (default 480), WORK (checkpoints and logs of the
-# runs; default a new folder under runs/gpu_check/).
+# runs; default a new folder under runs/gpu_check/), MNIST_S (the MNIST runs are stopped after
+# this many seconds, their state saved; default 3/5 of the budget), TABLE_METHODS (default
+# "KD_ORI RANDOM DAFL DFAD"), TABLE_SEEDS (default "1 2 3"; --tiny "1 2"), TEACHER_CKPT (a
+# LeNet5 teacher to distil from, so the runs need not wait for the one trained here) and
+# TEACHER_METRICS (its metrics file, for the table's teacher row).
 set -uo pipefail  # no -e: a failed step is recorded and the next one runs
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DEVICE=cuda
 TINY=0
@@ -41,12 +46,20 @@ if ! command -v "$PYTHON" >/dev/null; then
   echo "error: no Python interpreter '$PYTHON': set PYTHON=/path/to/python" >&2; exit 2
 fi
 OUT=${OUT:-results/gpu_check}
+MNIST_S=${MNIST_S:-$((BUDGET_S * 3 / 5))}
+TABLE_METHODS=${TABLE_METHODS:-KD_ORI RANDOM DAFL DFAD}
+TEACHER_CKPT=${TEACHER_CKPT:-}
+TEACHER_METRICS=${TEACHER_METRICS:-}
+if [ -n "$TEACHER_CKPT" ] && [ ! -f "$TEACHER_CKPT" ]; then
+  echo "error: TEACHER_CKPT=$TEACHER_CKPT does not exist (unset it to train the teacher here)" >&2
+  exit 2
+fi
 WORK=${WORK:-runs/gpu_check/$(date -u +%Y%m%dT%H%M%SZ)-$$}
 mkdir -p "$OUT" "$WORK" || { echo "error: cannot create OUT=$OUT or WORK=$WORK" >&2; exit 2; }
 OUT=$(cd "$OUT" && pwd)
 WORK=$(cd "$WORK" && pwd)
-FILES="summary.txt env.txt cuda_tests.txt upsample_conv.txt bench.txt mnist_teacher.txt
-mnist_dfad.txt mnist_results.txt"
+FILES="summary.txt env.txt cuda_tests.txt bench.txt mnist_teacher.txt mnist_runs.txt
+mnist_results.txt mnist_logs.tar.gz"
 for f in $FILES; do rm -f "$OUT/$f"; done
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -64,20 +77,22 @@ limited() {
 
 # --tiny: the same steps at tiny sizes, for the CPU test (tests/test_gpu_check.py).
 if [ "$TINY" = 1 ]; then
-  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny sizes: threads only fight (4 runs at once)
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny sizes: threads only fight (9 runs at once)
   BENCH_CONFIGS="mnist"; BENCH=(--batch_size 4 --iters 1 --warmup 0)
   PHASE=(--configs mnist --batch_size 4 --iters 1 --warmup 0)
   BENCH_MODES=(reference fp32)
   AUTOTUNE_MODES=(fp32)
   TEACHER_SIZE=(--epochs 1 --batch_size 8 --test_batch_size 8 --num_workers 0)
-  DFAD_SIZE=(--epochs 1 --epoch_itrs 2 --batch_size 4 --test_batch_size 8 --num_workers 0)
+  RUN_SIZE=(--epochs 1 --epoch_itrs 2 --batch_size 4 --test_batch_size 8 --num_workers 0)
+  TABLE_SEEDS=${TABLE_SEEDS:-1 2}
 else
   BENCH_CONFIGS="mnist cifar10 caltech101 camvid"; BENCH=(--iters 3 --warmup 2)
   PHASE=(--configs mnist cifar10 --iters 20 --warmup 3)
   BENCH_MODES=(reference fp32 bf16)
   AUTOTUNE_MODES=(fp32 bf16)
   TEACHER_SIZE=()
-  DFAD_SIZE=()
+  RUN_SIZE=()
+  TABLE_SEEDS=${TABLE_SEEDS:-1 2 3}
 fi
 # est GPU TINY: a step's expected seconds on one H100-class GPU (guesses until measured: the
 # step is skipped when fewer are left) or under --tiny.
@@ -151,7 +166,10 @@ EOF
 }
 
 cuda_tests() {
-  limited "$PYTHON" -m pytest -m cuda -q -p no:cacheprovider tests
+  local files
+  files=$(grep -l "pytest.mark.cuda" tests/test_*.py)  # not every module: collection costs time
+  # shellcheck disable=SC2086
+  limited "$PYTHON" -m pytest -m cuda -q -p no:cacheprovider ${files:-tests}
   local rc=$?
   if [ "$rc" = 5 ]; then
     echo "no test in the suite carries the cuda marker yet"
@@ -195,83 +213,129 @@ write_tiny_mnist(sys.argv[1], n_train=32, n_test=16)" "$DATA" && return 0
 
 device_flags() { echo --device "$DEVICE" --no_visdom; }
 
-mnist_teacher() {
-  mkdir -p "$WORK/teacher" && cd "$WORK/teacher" || return 1
-  # The README command (run_mnist.sh), with MNIST already on disk and no visdom.
-  # shellcheck disable=SC2046
-  limited "$PYTHON" "$REPO/train_teacher.py" --batch_size 256 --epochs 10 --lr 0.01 \
-    --dataset mnist --model lenet5 --weight_decay 1e-4 --data_root "$DATA" \
-    $(device_flags) "${TEACHER_SIZE[@]}"
-  local rc=$?
-  cd "$REPO" || return 1
-  [ -f "$TEACHER" ] || { echo "no teacher checkpoint at $TEACHER"; return 1; }
-  return $rc
+# until SECONDS_SINCE_EPOCH CMD...: CMD, stopped (TERM, then KILL 15 s later) at that time or at
+# the budget's end, whichever comes first. A stopped training run saves its state first.
+until_time() {
+  local end=$1 s; shift
+  [ "$end" -le "$DEADLINE" ] || end=$DEADLINE
+  s=$((end - $(date +%s)))
+  [ "$s" -ge 1 ] || s=1
+  timeout --kill-after=15 "$s" "$@"
 }
 
-DFAD_RUNS="fp32-seed1 fp32-seed2 fp32-seed3 bf16-seed1"
+script_of() {  # the training script of a Table 2 method
+  case $1 in
+    KD_ORI) echo "$REPO/baselines/kd_mnist.py --inputs original" ;;
+    RANDOM) echo "$REPO/baselines/kd_mnist.py --inputs random" ;;
+    DAFL) echo "$REPO/baselines/dafl_mnist.py" ;;
+    DFAD) echo "$REPO/DFAD_mnist.py" ;;
+  esac
+}
 
-# The four runs at once: one small network each leaves most of the GPU idle, so together they
-# take about the time of one (their wall times are not single-run figures).
-mnist_dfad() {
-  local run dir seed amp rc=0 pids=()
-  for run in $DFAD_RUNS; do
-    dir=$WORK/$run; seed=${run##*seed}; amp=${run%%-*}
-    [ "$amp" = fp32 ] && amp=off
-    mkdir -p "$dir"
-    (
-      cd "$dir" || exit 1
-      t0=$(date +%s)
-      # shellcheck disable=SC2046
-      limited "$PYTHON" "$REPO/DFAD_mnist.py" --ckpt "$TEACHER" --data_root "$DATA" \
-        --seed "$seed" --amp "$amp" $(device_flags) "${DFAD_SIZE[@]}" >stdout.log 2>&1
-      r=$?
-      echo "$r $(($(date +%s) - t0))" >exit_and_seconds
-      exit $r
-    ) &
-    pids+=($!)
+# run_one METHOD SEED FOLDER [FLAGS]: one run at the paper's settings in its own folder; its
+# output in FOLDER/stdout.log, "exit seconds" in FOLDER/exit_and_seconds.
+run_one() {
+  local method=$1 seed=$2 dir=$3; shift 3
+  mkdir -p "$dir/checkpoint/teacher" || return 1
+  ln -sf "$TEACHER" "$dir/checkpoint/teacher/mnist-lenet5.pt"
+  (
+    cd "$dir" || exit 1
+    t0=$(date +%s)
+    # shellcheck disable=SC2046,SC2086  # the script and its fixed flags; the device flags
+    until_time "$MNIST_DEADLINE" "$PYTHON" $(script_of "$method") \
+      --ckpt checkpoint/teacher/mnist-lenet5.pt --data_root "$DATA" --seed "$seed" \
+      $(device_flags) "${RUN_SIZE[@]}" "$@" >stdout.log 2>&1
+    r=$?
+    echo "$r $(($(date +%s) - t0))" >exit_and_seconds
+  )
+}
+
+# Every run of the column at once (one small network each leaves most of the GPU idle; their wall
+# times are therefore not single-run figures), with the README teacher training beside them.
+mnist_jobs() {
+  local method seed teacher_pid
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # 14 processes: their CPU threads would only fight
+  (
+    cd "$WORK/teacher" || exit 1
+    t0=$(date +%s)
+    # The README command (run_mnist.sh), with MNIST already on disk and no visdom.
+    # shellcheck disable=SC2046
+    until_time "$MNIST_DEADLINE" "$PYTHON" "$REPO/train_teacher.py" --batch_size 256 \
+      --epochs 10 --lr 0.01 --dataset mnist --model lenet5 --weight_decay 1e-4 \
+      --data_root "$DATA" $(device_flags) "${TEACHER_SIZE[@]}" >"$OUT/mnist_teacher.txt" 2>&1
+    echo "$? $(($(date +%s) - t0))" >exit_and_seconds
+  ) &
+  teacher_pid=$!
+  if [ -z "$TEACHER_CKPT" ]; then
+    wait "$teacher_pid"
+    [ -f "$TEACHER" ] || { echo "no teacher checkpoint at $TEACHER"; return 1; }
+  fi
+  for seed in $TABLE_SEEDS; do
+    for method in $TABLE_METHODS; do
+      run_one "$method" "$seed" "$WORK/table2/$method-s$seed" &
+    done
   done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
-  for run in $DFAD_RUNS; do
-    read -r r s <"$WORK/$run/exit_and_seconds" 2>/dev/null || { r=?; s=?; }
-    echo "===== $run: exit $r after $s s (the four ran at once)"
-    cat "$WORK/$run/stdout.log"
+  run_one DFAD 1 "$WORK/bf16/DFAD-s1" --amp bf16 &
+  wait
+}
+
+mnist_start() {
+  mkdir -p "$WORK/teacher" "$WORK/table2" "$WORK/bf16" || return 1
+  MNIST_DEADLINE=$(($(date +%s) + MNIST_S))
+  if [ -n "$TEACHER_CKPT" ]; then
+    TEACHER=$(realpath "$TEACHER_CKPT")
+    echo "distilling from TEACHER_CKPT=$TEACHER_CKPT; the README teacher trains beside the runs"
+  fi
+  echo "methods: $TABLE_METHODS; seeds: $TABLE_SEEDS; plus DFAD seed 1 with --amp bf16"
+  echo "every run is stopped after ${MNIST_S} s (MNIST_S) if still going"
+  mnist_jobs >"$WORK/mnist_jobs.log" 2>&1 &  # not into this step's output: tee would wait
+  MNIST_PID=$!
+}
+
+mnist_wait() {
+  local dir r s
+  wait "$MNIST_PID"
+  cat "$WORK/mnist_jobs.log"
+  read -r r s <"$WORK/teacher/exit_and_seconds" 2>/dev/null || { r="not run"; s=?; }
+  echo "===== teacher (README command): exit $r after $s s; output in mnist_teacher.txt"
+  for dir in "$WORK"/table2/* "$WORK"/bf16/*; do
+    [ -d "$dir" ] || continue
+    read -r r s <"$dir/exit_and_seconds" 2>/dev/null || { r="not run"; s=?; }
+    echo "===== ${dir#"$WORK"/}: exit $r after $s s"
+    tail -n 15 "$dir/stdout.log" 2>/dev/null
   done
-  return $rc
+}
+
+# Per-epoch test accuracy of the runs under FOLDER (one line per run).
+curves() {
+  "$PYTHON" - "$1" <<'PY'
+import json, sys
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).rglob("log/*-mnist.metrics.jsonl")):
+    accs = [json.loads(line)["acc"] for line in path.read_text().splitlines() if line.strip()]
+    run = path.parent.parent.name
+    print(f"{run}: {len(accs)} epochs, best {max(accs):.4f}, last {accs[-1]:.4f}: "
+          + " ".join(f"{a:.4f}" for a in accs))
+PY
 }
 
 mnist_results() {
-  local run csv found=0
-  mkdir -p "$WORK/fp32" "$WORK/bf16"
-  : >"$WORK/fp32/DFAD-mnist.csv"
-  : >"$WORK/bf16/DFAD-mnist.csv"
-  echo "teacher: $(grep -h '^Best acc=' "$OUT/mnist_teacher.txt" 2>/dev/null | tail -1)"
-  for run in $DFAD_RUNS; do
-    csv=$WORK/$run/log/DFAD-mnist.csv
-    read -r r s <"$WORK/$run/exit_and_seconds" 2>/dev/null || { r="not run"; s=?; }
-    echo "$run: exit $r, $s s; test acc per epoch:"
-    if [ -f "$WORK/$run/log/DFAD-mnist.metrics.jsonl" ]; then
-      "$PYTHON" -c "import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; \
-print('  ' + ' '.join(f\"{r['acc']:.4f}\" for r in rows) + f'  ({len(rows)} epochs)')" \
-        "$WORK/$run/log/DFAD-mnist.metrics.jsonl"
-    else
-      echo "  none: no epoch ended"
-    fi
-    if [ -s "$csv" ]; then
-      cat "$csv" >>"$WORK/${run%%-*}/DFAD-mnist.csv"; found=1
-    else
-      echo "  no CSV row: the run did not finish"
-    fi
-  done
-  if [ "$found" = 0 ]; then
-    echo "no DFAD run finished: nothing for get_results.py"
-    STEP_NOTE="no DFAD run finished"
-    return 0
+  local metrics=$WORK/teacher/log/teacher-mnist-lenet5.metrics.jsonl
+  echo "teacher trained here: $(grep -h '^Best acc=' "$OUT/mnist_teacher.txt" 2>/dev/null | tail -1)"
+  [ -z "$TEACHER_METRICS" ] || metrics=$TEACHER_METRICS
+  echo "===== Table 2, MNIST (teacher distilled from: $TEACHER; its metrics: $metrics)"
+  "$PYTHON" get_results.py --table mnist --root "$WORK/table2" --teacher_metrics "$metrics" \
+    --plot "$WORK/table2-mnist.png"
+  echo "===== test accuracy per epoch"
+  curves "$WORK/table2"
+  echo "===== DFAD seed 1, --amp bf16"
+  curves "$WORK/bf16"
+  if compgen -G "$WORK/bf16/*/log/DFAD-mnist.csv" >/dev/null; then
+    "$PYTHON" get_results.py --log "$WORK"/bf16/DFAD-s1/log/DFAD-mnist.csv
   fi
-  for kind in fp32 bf16; do
-    [ -s "$WORK/$kind/DFAD-mnist.csv" ] || continue
-    echo "===== get_results.py --log DFAD-mnist.csv ($kind runs)"
-    "$PYTHON" get_results.py --log "$WORK/$kind/DFAD-mnist.csv"
-  done
+  # The logs (CSV rows, per-epoch metrics, configs) and the plot, for the README's table and plot.
+  (cd "$WORK" && tar czf "$OUT/mnist_logs.tar.gz" teacher/log table2/*/log bf16/*/log \
+    $(ls table2-mnist.png 2>/dev/null))
 }
 
 {
@@ -284,27 +348,28 @@ if ! grep -q '^env  *ok' "$OUT/summary.txt"; then
   summary "gpu_check" "stopped: see env.txt"
   exit 1
 fi
-step cuda_tests cuda_tests.txt "$(est 60 5)" cuda_tests
-step upsample_conv upsample_conv.txt "$(est 30 5)" upsample_conv
-step bench bench.txt "$(est 150 10)" bench "${BENCH_MODES[@]}"
-
 TEACHER=$WORK/teacher/checkpoint/teacher/mnist-lenet5.pt
+MNIST_PID=
 if find_mnist; then
-  step mnist_teacher mnist_teacher.txt "$(est 90 5)" mnist_teacher
-  if [ -f "$TEACHER" ]; then
-    step mnist_dfad mnist_dfad.txt "$(est 200 10)" mnist_dfad
-  else
-    skip mnist_dfad mnist_dfad.txt "no teacher checkpoint (see mnist_teacher.txt)"
-  fi
-  if [ -d "$WORK/fp32-seed1" ]; then
-    step mnist_results mnist_results.txt always mnist_results
-  else
-    skip mnist_results mnist_results.txt "no DFAD runs"
-  fi
+  step mnist_start mnist_runs.txt "$(est 120 10)" mnist_start
 else
   why="no MNIST at ${DATA_ROOT:-local_data}/MNIST/raw (the four idx files, or .gz): set DATA_ROOT and carry it"
-  for s in mnist_teacher mnist_dfad mnist_results; do skip "$s" "$s.txt" "$why"; done
+  skip mnist_start mnist_runs.txt "$why"
 fi
+step cuda_tests cuda_tests.txt "$(est 60 5)" cuda_tests  # beside the MNIST runs: no timings
+if [ -n "$MNIST_PID" ]; then
+  step mnist_wait mnist_runs.txt always mnist_wait
+  step mnist_results mnist_results.txt always mnist_results
+else
+  skip mnist_wait mnist_runs.txt "no MNIST runs (see mnist_runs.txt)"
+  skip mnist_results mnist_results.txt "no MNIST runs (see mnist_runs.txt)"
+  echo "no MNIST runs (see mnist_runs.txt)" >"$OUT/mnist_teacher.txt"
+  tar czf "$OUT/mnist_logs.tar.gz" -T /dev/null  # every file is there, even when empty
+fi
+step upsample_conv bench.txt "$(est 30 5)" upsample_conv
+step bench bench.txt "$(est 150 10)" bench "${BENCH_MODES[@]}"
+
+step bench_cudnn_autotune bench.txt "$(est 100 10)" bench "${AUTOTUNE_MODES[@]}" -- --cudnn_benchmark
 
 # torch.compile: minutes of compilation per config, so last, one config at a time.
 for config in mnist cifar10 caltech101 camvid; do
@@ -315,6 +380,5 @@ for config in mnist cifar10 caltech101 camvid; do
   need=$(case $config in mnist) echo 60 ;; camvid) echo 150 ;; *) echo 100 ;; esac)
   CONFIGS=$config step "bench_compile_$config" bench.txt "$need" bench compile
 done
-step bench_cudnn_autotune bench.txt "$(est 100 10)" bench "${AUTOTUNE_MODES[@]}" -- --cudnn_benchmark
 
 summary "gpu_check" "done in $(($(date +%s) - START)) s; files in $OUT"

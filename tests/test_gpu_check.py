@@ -1,10 +1,12 @@
 """scripts/gpu_check.sh --device cpu --tiny end to end, so the one-call GPU check cannot rot: every
 step writes its file under OUT (flat, at most 8 files: what the device tool brings back), and a
 budget that is used up skips the remaining steps and says so."""
+import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +14,12 @@ import numpy as np
 from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = {"summary.txt", "env.txt", "cuda_tests.txt", "upsample_conv.txt", "bench.txt",
-         "mnist_teacher.txt", "mnist_dfad.txt", "mnist_results.txt"}
+FILES = {"summary.txt", "env.txt", "cuda_tests.txt", "bench.txt", "mnist_teacher.txt",
+         "mnist_runs.txt", "mnist_results.txt", "mnist_logs.tar.gz"}
 COMPILE_STEPS = [f"bench_compile_{c}" for c in ("mnist", "cifar10", "caltech101", "camvid")]
-STEPS = ["env", "cuda_tests", "upsample_conv", "bench", "mnist_teacher", "mnist_dfad",
-         "mnist_results", *COMPILE_STEPS, "bench_cudnn_autotune"]
+STEPS = ["env", "mnist_start", "cuda_tests", "mnist_wait", "mnist_results", "upsample_conv",
+         "bench", "bench_cudnn_autotune", *COMPILE_STEPS]
+METHODS = ("KD_ORI", "RANDOM", "DAFL", "DFAD")
 
 
 def run_check(tmp_path: Path, budget: int) -> tuple[subprocess.CompletedProcess, Path, Path]:
@@ -58,7 +61,7 @@ def test_tiny_run_writes_every_steps_results(tmp_path):
     assert "CUDA available: False" in (out / "env.txt").read_text()
     cuda_tests = (out / "cuda_tests.txt").read_text()
     assert "no test in the suite carries the cuda marker" in cuda_tests or "skipped" in cuda_tests
-    phases = (out / "upsample_conv.txt").read_text()
+    phases = (out / "bench.txt").read_text()
     for layer in ("conv_blocks1 128->128 8px", "conv_blocks2 128->64 16px"):
         for dtype in ("fp32", "bf16"):
             assert re.search(rf"mnist +{layer} +{dtype} +fwd\+bwd +[\d.]+ +[\d.]+", phases)
@@ -69,20 +72,39 @@ def test_tiny_run_writes_every_steps_results(tmp_path):
     assert "deterministic=True benchmark=False" in bench  # the scripts' cuDNN default
     assert "deterministic=False benchmark=True" in bench  # the autotune step
     assert "Best acc=" in (out / "mnist_teacher.txt").read_text()
-    dfad = (out / "mnist_dfad.txt").read_text()
-    for run in ("fp32-seed1", "fp32-seed2", "fp32-seed3", "bf16-seed1"):
-        assert re.search(rf"===== {run}: exit 0 after \d+ s", dfad), run
-        assert (work / run / "log" / "DFAD-mnist.csv").is_file()
-    assert '"amp": "bf16"' in dfad and '"seed": 3' in dfad
+    runs = (out / "mnist_runs.txt").read_text()
+    for run in [f"table2/{m}-s{seed}" for m in METHODS for seed in (1, 2)] + ["bf16/DFAD-s1"]:
+        assert re.search(rf"===== {run}: exit 0 after \d+ s", runs), run
+    assert "===== teacher (README command): exit 0" in runs
+    bf16_config = json.loads((work / "bf16/DFAD-s1/log/DFAD-mnist.config.json").read_text())
+    assert bf16_config["amp"] == "bf16"
 
-    # get_results.py over the three fp32 runs: its mean is that of their CSV rows' bests.
-    bests = []
-    for seed in (1, 2, 3):
-        (run,) = read_csv_runs(work / f"fp32-seed{seed}" / "log" / "DFAD-mnist.csv")
-        bests.append(max(run.values))
+    # The table: every row of the column, our mean over the two seeds' CSV rows beside the paper.
     results = (out / "mnist_results.txt").read_text()
-    assert "runs: 3" in results and "runs: 1" in results
-    assert f"Mean={np.mean(bests):.4f}, Std={np.std(bests):.4f}" in results
+    for method in METHODS:
+        bests = [max(run.values) for seed in (1, 2) for run in
+                 read_csv_runs(work / f"table2/{method}-s{seed}/log/{method}-mnist.csv")]
+        assert len(bests) == 2, method
+        row = next(line for line in results.splitlines()
+                   if line.startswith(f"| {method.replace('_', '-')} |"))
+        assert f"{np.mean(bests):.4f} ± {np.std(bests):.4f}" in row and row.endswith("| 2 |"), row
+    assert "| KD-REL |" in results and "| Teacher |" in results
+    assert "DFAD-s1: 1 epochs" in results  # the bf16 run's curve
+    with tarfile.open(out / "mnist_logs.tar.gz") as tar:
+        names = tar.getnames()
+    assert "table2/DAFL-s2/log/DAFL-mnist.metrics.jsonl" in names
+    assert "teacher/log/teacher-mnist-lenet5.metrics.jsonl" in names
+
+
+def test_a_missing_teacher_file_is_one_line(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "TEACHER_CKPT": str(tmp_path / "none.pt")}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--device", "cpu",
+                             "--tiny"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: TEACHER_CKPT={tmp_path / 'none.pt'} does not exist "
+        "(unset it to train the teacher here)"]
 
 
 def test_a_used_up_budget_skips_steps_and_says_so(tmp_path):
@@ -91,10 +113,9 @@ def test_a_used_up_budget_skips_steps_and_says_so(tmp_path):
     assert_fetchable(out)  # a skipped step still leaves its file, saying why
     status = statuses(out)
     assert status["env"].startswith("ok")  # always recorded: it says what the rest ran on
-    for name in ("cuda_tests", "upsample_conv", "bench", "mnist_teacher",
-                 "bench_cudnn_autotune"):
+    for name in ("mnist_start", "cuda_tests", "upsample_conv", "bench", "bench_cudnn_autotune"):
         assert re.fullmatch(r"skipped: needs about \d+ s, 0 s of the 0 s budget left",
                             status[name]), (name, status[name])
-    assert status["mnist_dfad"].startswith("skipped: no teacher checkpoint")
+    assert status["mnist_wait"].startswith("skipped: no MNIST runs")
     assert "===== bench: skipped: needs about" in (out / "bench.txt").read_text()
-    assert "skipped: needs about" in (out / "upsample_conv.txt").read_text()
+    assert "===== upsample_conv: skipped: needs about" in (out / "bench.txt").read_text()
