@@ -232,7 +232,7 @@ def train_epoch(
     teacher.eval()
     student.train()
     generator.train()
-    loss_S = loss_G = torch.zeros(())
+    loss_S = loss_G = torch.zeros((), device=device)  # on the device: they are stacked
     trains_generator = recipe.trains_generator
     # over the global batch, read at log points
     logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
