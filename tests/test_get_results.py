@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.misc import append_csv_row
+from utils.paper_table import collect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,8 @@ def test_mnist_table_every_row_finished_and_unfinished_runs(tmp_path):
     assert "not reproduced" in rows["KD-REL"] and rows["RANDOM"].endswith("| 0 |")
     png = tmp_path / "table2-mnist.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The unfinished run's curve goes to the plot too (dashed).
+    assert collect(tmp_path, "DFAD").partial == [[(1, 0.4), (2, 0.9)]]
 
 
 def test_mnist_table_without_runs_is_one_line(tmp_path):

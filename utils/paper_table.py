@@ -42,6 +42,7 @@ MNIST_ROWS = (
 class Runs:
     finished: list[list[float]] = field(default_factory=list)  # per-epoch accuracy of each run
     unfinished: list[tuple[int, int | None, float]] = field(default_factory=list)  # epoch, of, best
+    partial: list[list[tuple[int, float]]] = field(default_factory=list)  # their (epoch, acc)
     epoch_itrs: int | None = None
 
 
@@ -77,6 +78,7 @@ def collect(root: Path, prefix: str) -> Runs:
         if len(segments) > len(finished) and segments[-1]:
             last = segments[-1]
             runs.unfinished.append((last[-1][0], config.get("epochs"), max(a for _, a in last)))
+            runs.partial.append(last)
     return runs
 
 
@@ -120,7 +122,7 @@ def mnist_table(root: Path, teacher_metrics: Path | None = None) -> tuple[str, d
 
 def plot_curves(found: dict[str, Runs], path: Path) -> bool:
     """Test accuracy against student updates, mean ± std band over the finished runs of each
-    method. False when matplotlib is not installed."""
+    method, and each unfinished run as a dashed line. False when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -131,21 +133,29 @@ def plot_curves(found: dict[str, Runs], path: Path) -> bool:
     steps_per_iteration = {row.method: row.student_steps_per_iteration for row in MNIST_ROWS}
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for method, runs in found.items():
-        if not runs.finished:
-            continue
-        length = min(len(r) for r in runs.finished)
-        curves = np.array([r[:length] for r in runs.finished])
         per_epoch = (runs.epoch_itrs or 50) * steps_per_iteration[method]
-        x = np.arange(1, length + 1) * per_epoch
-        mean, std = curves.mean(axis=0), curves.std(axis=0)
-        ax.plot(x, mean, label=f"{method} ({len(curves)} run{'s' * (len(curves) > 1)})")
-        ax.fill_between(x, mean - std, mean + std, alpha=0.25)
+        color = None
+        if runs.finished:
+            length = min(len(r) for r in runs.finished)
+            curves = np.array([r[:length] for r in runs.finished])
+            x = np.arange(1, length + 1) * per_epoch
+            mean, std = curves.mean(axis=0), curves.std(axis=0)
+            (line,) = ax.plot(x, mean,
+                              label=f"{method} ({len(curves)} run{'s' * (len(curves) > 1)})")
+            color = line.get_color()
+            ax.fill_between(x, mean - std, mean + std, alpha=0.25, color=color)
+        for i, run in enumerate(runs.partial):
+            epochs, accs = zip(*run, strict=True)
+            label = f"{method}, unfinished ({len(runs.partial)})" if i == 0 else None
+            (line,) = ax.plot(np.array(epochs) * per_epoch, accs, "--", lw=0.9, color=color,
+                              label=label)
+            color = line.get_color()
     ax.set_xlabel("student updates")
     ax.set_ylabel("test accuracy (MNIST)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title("Table 2, MNIST: test accuracy per epoch (mean ± std)")
+    ax.set_title("Table 2, MNIST: test accuracy per epoch (mean ± std; dashed: unfinished)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
