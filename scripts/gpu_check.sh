@@ -94,8 +94,10 @@ else
   RUN_SIZE=()
   TABLE_SEEDS=${TABLE_SEEDS:-1 2 3}
 fi
-# est GPU TINY: a step's expected seconds on one H100-class GPU (guesses until measured: the
-# step is skipped when fewer are left) or under --tiny.
+# est GPU TINY: a step's expected seconds on one H100-class GPU (the step is skipped when fewer
+# are left) or under --tiny. Seen on an H100 on 2026-11-26: cuda_tests 120-141 s, upsample_conv
+# 10 s, bench about 170 s; the MNIST column with DAFL (13 runs at once) needs more than one call:
+# 330 s gave DFAD 28 of 40 epochs and DAFL 27 of 200 (TABLE_METHODS="KD_ORI RANDOM DFAD" fits).
 est() { if [ "$TINY" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 summary() { printf '%-24s %s\n' "$1" "$2" | tee -a "$OUT/summary.txt"; }
@@ -356,7 +358,7 @@ else
   why="no MNIST at ${DATA_ROOT:-local_data}/MNIST/raw (the four idx files, or .gz): set DATA_ROOT and carry it"
   skip mnist_start mnist_runs.txt "$why"
 fi
-step cuda_tests cuda_tests.txt "$(est 60 5)" cuda_tests  # beside the MNIST runs: no timings
+step cuda_tests cuda_tests.txt "$(est 150 5)" cuda_tests  # beside the MNIST runs: no timings
 if [ -n "$MNIST_PID" ]; then
   step mnist_wait mnist_runs.txt always mnist_wait
   step mnist_results mnist_results.txt always mnist_results
@@ -366,8 +368,8 @@ else
   echo "no MNIST runs (see mnist_runs.txt)" >"$OUT/mnist_teacher.txt"
   tar czf "$OUT/mnist_logs.tar.gz" -T /dev/null  # every file is there, even when empty
 fi
-step upsample_conv bench.txt "$(est 30 5)" upsample_conv
-step bench bench.txt "$(est 150 10)" bench "${BENCH_MODES[@]}"
+step upsample_conv bench.txt "$(est 15 5)" upsample_conv
+step bench bench.txt "$(est 170 10)" bench "${BENCH_MODES[@]}"
 
 step bench_cudnn_autotune bench.txt "$(est 100 10)" bench "${AUTOTUNE_MODES[@]}" -- --cudnn_benchmark
 
