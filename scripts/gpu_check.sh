@@ -97,7 +97,7 @@ fi
 # est GPU TINY: a step's expected seconds on one H100-class GPU (the step is skipped when fewer
 # are left) or under --tiny. Seen on an H100 on 2026-11-26: cuda_tests 120-141 s, upsample_conv
 # 10 s, bench about 170 s; the MNIST column with DAFL (13 runs at once) needs more than one call:
-# 330 s gave DFAD 28 of 40 epochs and DAFL 27 of 200 (TABLE_METHODS="KD_ORI RANDOM DFAD" fits).
+# 330 s gave DFAD 28 of 40 epochs and DAFL 27 of 200 (TABLE_METHODS="KD_ORI RANDOM DFAD": not tried).
 est() { if [ "$TINY" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 summary() { printf '%-24s %s\n' "$1" "$2" | tee -a "$OUT/summary.txt"; }
