@@ -2,8 +2,9 @@
 
 Each (config, mode) runs in its own process, so its peak memory is its own: RSS on the CPU,
 torch.cuda.max_memory_allocated on a GPU. Modes:
-  reference  the original implementation's step: NCHW, the teacher's weights take gradients,
-             the student step's generator pass records autograd and is detached afterwards
+  reference  the original implementation's iteration (utils/original_iteration.py): NCHW, the
+             teacher's weights take gradients, the student step's generator pass records
+             autograd and is detached afterwards
   fp32       this repo's default engine (same maths: utils/dfad.py student_step/generator_step)
   bf16/fp16  --amp bf16 / --amp fp16
   compile    --compile (fp32); its compilation happens in the warm-up iterations
@@ -16,7 +17,7 @@ cuDNN runs as in the scripts: deterministic unless --cudnn_benchmark (autotuning
 
 --upsample_conv instead times the generator's "2x upsample, then 3x3 convolution" pairs
 (GeneratorA: mnist, cifar10) as plain ops against the 2x2 phase kernels of
-network/gan.py upsample2x_conv3x3, in this process, so the default can follow a measurement:
+network/gan.py Upsample2xConv3x3, in this process, so the default can follow a measurement:
 
     python benchmark.py --upsample_conv --configs mnist cifar10 --device cuda
 """
@@ -45,17 +46,17 @@ from utils.dfad import (
     STUDENT_MOMENTUM,
     STUDENT_STEPS_PER_ITERATION,
     GeneratorLoss,
-    discrepancy,
-    eval_mode,
     generator_loss_log_mae,
     generator_loss_mae,
     generator_step,
     sample_noise,
     student_step,
 )
+from utils.eval_mode import eval_mode
 from utils.generator_health import GeneratorHealth, fixed_latents
 from utils.host_memory import keep_freed_memory
 from utils.misc import describe_device, why_no_cuda
+from utils.original_iteration import original_iteration
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 
@@ -85,28 +86,6 @@ CONFIGS = {
                               gan.GeneratorB(nz=256, nc=3, img_size=128)),
                      64, 256, generator_loss_log_mae, 0.1),
 }
-
-
-def reference_iteration(teacher: nn.Module, student: nn.Module, generator: nn.Module,
-                        optimizer_S: SGD, optimizer_G: Adam, batch_size: int, nz: int,
-                        generator_loss: GeneratorLoss, device: torch.device) -> None:
-    """The original's iteration, written from SPEC §1 and §3.1."""
-    for _ in range(STUDENT_STEPS_PER_ITERATION):
-        z = torch.randn(batch_size, nz, 1, 1, device=device)
-        optimizer_S.zero_grad()
-        fake = generator(z).detach()
-        t_logit = teacher(fake)
-        s_logit = student(fake)
-        loss_S = discrepancy(s_logit, t_logit.detach())
-        loss_S.backward()
-        optimizer_S.step()
-    z = torch.randn(batch_size, nz, 1, 1, device=device)
-    optimizer_G.zero_grad()
-    generator.train()
-    fake = generator(z)
-    loss_G = generator_loss(student(fake), teacher(fake))
-    loss_G.backward()
-    optimizer_G.step()
 
 
 def set_cudnn(autotune: bool) -> str:
@@ -161,8 +140,8 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
                 health.measure(teacher, student, generator, device)
             return
         if mode == "reference":
-            reference_iteration(teacher, student, generator, optimizer_S, optimizer_G,
-                                batch_size, config.nz, config.generator_loss, device)
+            original_iteration(teacher, student, generator, optimizer_S, optimizer_G,
+                               batch_size, config.nz, config.generator_loss, device)
             return
         for _ in range(STUDENT_STEPS_PER_ITERATION):
             student_step(t, s, g, optimizer_S, sample_noise(batch_size, config.nz, device),
@@ -210,14 +189,16 @@ def time_per_call(fn: Callable[[], object], device: torch.device, iters: int,
     return (time.perf_counter() - start) / iters
 
 
-def time_phases(conv: nn.Conv2d, x: torch.Tensor, precision: Precision, device: torch.device,
-                iters: int, warmup: int) -> dict[str, dict[str, float] | float]:
+def time_phases(conv: gan.Upsample2xConv3x3, x: torch.Tensor, precision: Precision,
+                device: torch.device, iters: int, warmup: int
+                ) -> dict[str, dict[str, float] | float]:
     """ms per call of plain vs phase kernels, forward alone and forward + backward."""
     params = [x, *conv.parameters()]
 
     def forward(decompose: bool) -> torch.Tensor:
+        conv.phase_kernels = decompose
         with precision.autocast():
-            return gan.upsample2x_conv3x3(x, conv, decompose=decompose)
+            return conv(x)
 
     def forward_no_grad(decompose: bool) -> None:
         with torch.no_grad():

@@ -13,7 +13,7 @@ from network import lenet
 from utils import distributed
 from utils.accel import add_speed_args
 from utils.checkpoint import load_teacher
-from utils.cli import add_runtime_args, positive_int
+from utils.cli import add_original_numerics_arg, add_runtime_args, positive_int
 from utils.misc import UserError, dump_config, resolve_device, seed_everything
 from utils.run_logger import RunLogger
 from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
@@ -34,6 +34,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, test_batch_size: int) ->
                         help="start from this student state_dict (and its -generator.pt)")
     add_runtime_args(parser)
     add_speed_args(parser)
+    add_original_numerics_arg(parser)
 
 
 @dataclass

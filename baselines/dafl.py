@@ -16,6 +16,7 @@ from torch.optim import Adam, Optimizer
 
 from network import gan
 from utils.accel import Precision
+from utils.numerics import optimizer_options
 
 WEIGHT_ONE_HOT = 1.0
 WEIGHT_ENTROPY = 5.0
@@ -70,6 +71,6 @@ def dafl_step(teacher: nn.Module, student: nn.Module, generator: nn.Module,
 def dafl_optimizers(student: nn.Module, generator: nn.Module, args: argparse.Namespace,
                     device: torch.device) -> tuple[Optimizer, Optimizer]:
     """Adam for both, default betas, no weight decay (the authors' MNIST settings)."""
-    fused = device.type == "cuda"
-    return (Adam(student.parameters(), lr=args.lr_S, fused=fused),
-            Adam(generator.parameters(), lr=args.lr_G, fused=fused))
+    options = optimizer_options(args, device)
+    return (Adam(student.parameters(), lr=args.lr_S, **options),
+            Adam(generator.parameters(), lr=args.lr_G, **options))

@@ -37,39 +37,50 @@ def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return folded.permute(2, 4, 0, 1, 3, 5).reshape(4 * out_c, in_c, 2, 2)
 
 
-def upsample2x_conv3x3(x: torch.Tensor, conv: nn.Conv2d, decompose: bool | None = None
-                       ) -> torch.Tensor:
-    """`conv(F.interpolate(x, scale_factor=2))` for a 3x3, stride 1, padding 1 convolution.
+class Upsample2xConv3x3(nn.Conv2d):
+    """2x nearest upsampling, then a 3x3, stride 1, padding 1 convolution: DAFL's
+    `F.interpolate(x, scale_factor=2)` followed by its `nn.Conv2d`, as one layer.
 
-    With `decompose` the convolution runs on the small map with the four 2x2 phase kernels of
-    `_phase_kernels` (one convolution with 4x the output channels, then the phases are
-    interleaved): 4 instead of 9 multiply-adds per output pixel and input channel, and no
-    upsampled copy of `x`.
-    The result is the same sum with the weights of repeated pixels added first, so it differs
-    from the plain ops by rounding only (in fp32 on the MNIST sizes: max abs error 1e-5 against a
-    float64 reference, the plain ops 1.6e-5, for outputs of magnitude ~10). The weights stay the
-    3x3 ones: checkpoints do not change.
-    By default (None) it decomposes channels_last maps on the CPU, where it is measured faster;
-    elsewhere (CUDA, NCHW) the plain ops run.
+    It is that `nn.Conv2d` (same weights, same state_dict keys), computed one of two ways. The
+    phase kernels of `_phase_kernels` run the convolution on the small map with 4x the output
+    channels, then interleave the phases: 4 instead of 9 multiply-adds per output pixel and
+    input channel, and no upsampled copy of `x`. Their result is the same sum with the weights
+    of repeated pixels added first, so it differs from the plain ops by rounding only (in fp32
+    on the MNIST sizes: max abs error 1e-5 against a float64 reference, the plain ops 1.6e-5,
+    for outputs of magnitude ~10).
+    `phase_kernels` None (the default) takes them for channels_last maps on the CPU, where they
+    are measured faster; elsewhere (CUDA, NCHW) the plain ops run. False: always the plain ops
+    (--original_numerics), True: always the phase kernels.
     """
-    if decompose is None:
-        decompose = x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)
-    if not decompose:
-        return conv(F.interpolate(x, scale_factor=2))
-    n, _, h, w = x.shape
-    out_c = conv.out_channels
-    kernels = _phase_kernels(conv.weight)
-    if x.is_contiguous(memory_format=torch.channels_last):
-        kernels = kernels.contiguous(memory_format=torch.channels_last)
-    bias = None if conv.bias is None else conv.bias.repeat(4)
-    # y[:, (a, b), :, p, q] is phase (a, b) at output pixel (2(p-a)+a, 2(q-b)+b).
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernels, bias)  # n, 4 * out_c, h + 1, w + 1
-    y = y.permute(0, 2, 3, 1).view(n, h + 1, w + 1, 2, 2, out_c)
-    out = x.new_empty(n, h, 2, w, 2, out_c)
-    for a in (0, 1):
-        for b in (0, 1):
-            out[:, :, a, :, b] = y[:, a:a + h, b:b + w, a, b]
-    return out.view(n, 2 * h, 2 * w, out_c).permute(0, 3, 1, 2)  # channels_last NCHW
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True,
+                 phase_kernels: bool | None = None) -> None:
+        super().__init__(in_channels, out_channels, 3, stride=1, padding=1, bias=bias)
+        self.phase_kernels = phase_kernels
+
+    def extra_repr(self) -> str:
+        return f"upsample 2x, {super().extra_repr()}, phase_kernels={self.phase_kernels}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        decompose = self.phase_kernels
+        if decompose is None:
+            decompose = (x.device.type == "cpu"
+                         and x.is_contiguous(memory_format=torch.channels_last))
+        if not decompose:
+            return super().forward(F.interpolate(x, scale_factor=2))
+        n, _, h, w = x.shape
+        kernels = _phase_kernels(self.weight)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            kernels = kernels.contiguous(memory_format=torch.channels_last)
+        bias = None if self.bias is None else self.bias.repeat(4)
+        # y[:, (a, b), :, p, q] is phase (a, b) at output pixel (2(p-a)+a, 2(q-b)+b).
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernels, bias)  # n, 4 * out, h + 1, w + 1
+        y = y.permute(0, 2, 3, 1).view(n, h + 1, w + 1, 2, 2, self.out_channels)
+        out = x.new_empty(n, h, 2, w, 2, self.out_channels)
+        for a in (0, 1):
+            for b in (0, 1):
+                out[:, :, a, :, b] = y[:, a:a + h, b:b + w, a, b]
+        return out.view(n, 2 * h, 2 * w, self.out_channels).permute(0, 3, 1, 2)  # channels_last
 
 
 class GeneratorA(nn.Module):
@@ -85,12 +96,12 @@ class GeneratorA(nn.Module):
         self.l1 = nn.Sequential(nn.Linear(nz, ngf * 2 * self.init_size**2))
         self.conv_blocks0 = nn.Sequential(nn.BatchNorm2d(ngf * 2))
         self.conv_blocks1 = nn.Sequential(
-            nn.Conv2d(ngf * 2, ngf * 2, 3, stride=1, padding=1),
+            Upsample2xConv3x3(ngf * 2, ngf * 2),
             nn.BatchNorm2d(ngf * 2),
             nn.LeakyReLU(0.2),
         )
         self.conv_blocks2 = nn.Sequential(
-            nn.Conv2d(ngf * 2, ngf, 3, stride=1, padding=1),
+            Upsample2xConv3x3(ngf * 2, ngf),
             nn.BatchNorm2d(ngf),
             nn.LeakyReLU(0.2),
             nn.Conv2d(ngf, nc, 3, stride=1, padding=1),
@@ -100,12 +111,10 @@ class GeneratorA(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.l1(z.flatten(1))
-        out = _like_conv_weight(out.view(out.shape[0], -1, self.init_size, self.init_size),
-                                self.conv_blocks1[0])
-        img = self.conv_blocks0(out)
-        # = conv_blocks1(F.interpolate(img, scale_factor=2)), and the same for conv_blocks2
-        img = self.conv_blocks1[1:](upsample2x_conv3x3(img, self.conv_blocks1[0]))
-        return self.conv_blocks2[1:](upsample2x_conv3x3(img, self.conv_blocks2[0]))
+        img = out.view(out.shape[0], -1, self.init_size, self.init_size)
+        img = self.conv_blocks0(_like_conv_weight(img, self.conv_blocks1[0]))
+        img = self.conv_blocks1(img)  # upsample 2x, conv 3x3, BN, LeakyReLU
+        return self.conv_blocks2(img)  # upsample 2x, conv 3x3, BN, LeakyReLU, conv 3x3, ...
 
 
 class GeneratorB(nn.Module):

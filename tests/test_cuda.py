@@ -88,7 +88,7 @@ def test_engine_on_cuda_matches_the_cpu_reference(exact_fp32):
     nets = {"cpu": (LeNet5().eval().requires_grad_(False), LeNet5Half(),
                     GeneratorA(nz=100, nc=1, img_size=32))}
     nets["cuda"] = tuple(copy.deepcopy(net).cuda() for net in nets["cpu"])
-    args = argparse.Namespace(lr_S=0.1, lr_G=1e-3, weight_decay=5e-4)
+    args = argparse.Namespace(lr_S=0.1, lr_G=1e-3, weight_decay=5e-4, original_numerics=False)
     optimizers = {d: dfad_optimizers(s, g, args, torch.device(d))
                   for d, (_, s, g) in nets.items()}
     for iteration in range(3):

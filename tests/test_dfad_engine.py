@@ -113,7 +113,7 @@ def test_log_mae_loss():
 def engine_args(**overrides) -> argparse.Namespace:
     defaults = dict(epoch_itrs=2, batch_size=8, nz=NZ, log_interval=1, lr_S=0.05, lr_G=1e-3,
                     weight_decay=1e-4, scheduler=False, epochs=2, test_only=False, stu_ckpt=None,
-                    resume=None)
+                    resume=None, original_numerics=False)
     defaults.update(overrides)
     return argparse.Namespace(**defaults)
 

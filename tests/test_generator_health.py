@@ -23,7 +23,8 @@ from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from scripts import inspect_generator
 from utils.cli import run_main
-from utils.dfad import Recipe, distill, eval_mode, generator_loss_mae
+from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.eval_mode import eval_mode
 from utils.evaluation import evaluate_classification
 from utils.generator_health import (
     HISTOGRAM,
@@ -81,7 +82,7 @@ def mnist_loader(root: Path, batch_size: int = 8) -> torch.utils.data.DataLoader
 def run_args(**overrides) -> argparse.Namespace:
     values = dict(epoch_itrs=1, batch_size=8, nz=NZ, log_interval=1, lr_S=0.05, lr_G=1e-3,
                   weight_decay=1e-4, scheduler=False, epochs=3, test_only=False, stu_ckpt=None,
-                  resume=None, seed=3)
+                  resume=None, seed=3, original_numerics=False)
     values.update(overrides)
     return argparse.Namespace(**values)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from network.gan import GeneratorA, _phase_kernels, upsample2x_conv3x3
+from network.gan import GeneratorA, Upsample2xConv3x3, _phase_kernels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,14 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("bias", [True, False])
 def test_decomposition_equals_upsample_then_conv_in_float64(channels_last, bias):
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(5, 7, 3, padding=1, bias=bias).double()
+    conv = Upsample2xConv3x3(5, 7, bias=bias, phase_kernels=True).double()
     x = torch.randn(3, 5, 4, 6, dtype=torch.double, requires_grad=True)  # not square on purpose
     x_in = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     params = [x, *conv.parameters()]
-    plain = conv(F.interpolate(x_in, scale_factor=2))
+    plain = F.conv2d(F.interpolate(x_in, scale_factor=2), conv.weight, conv.bias, padding=1)
     grad_out = torch.randn_like(plain)
     plain_grads = torch.autograd.grad(plain, params, grad_out)
-    phases = upsample2x_conv3x3(x_in, conv, decompose=True)
+    phases = conv(x_in)
     phase_grads = torch.autograd.grad(phases, params, grad_out)
     assert phases.shape == plain.shape == (3, 7, 8, 12)
     torch.testing.assert_close(phases, plain, rtol=0, atol=1e-12)
@@ -41,23 +41,37 @@ def test_decomposition_equals_upsample_then_conv_on_cuda(dtype):
     """The phase kernels must agree on a GPU too before they can be its default: exact in
     float64, fp32 rounding only with TF32 off (TF32 would round both paths to 10 bits)."""
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(16, 8, 3, padding=1).to("cuda", dtype)
+    conv = Upsample2xConv3x3(16, 8, phase_kernels=True).to("cuda", dtype)
     x = torch.randn(4, 16, 8, 8, device="cuda", dtype=dtype)
     x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
     tol = 1e-12 if dtype == torch.float64 else 1e-4
     allow_tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
-        plain = conv(F.interpolate(x, scale_factor=2))
+        plain = F.conv2d(F.interpolate(x, scale_factor=2), conv.weight, conv.bias, padding=1)
         grad_out = torch.randn_like(plain)
         plain_grads = torch.autograd.grad(plain, [x, *conv.parameters()], grad_out)
-        phases = upsample2x_conv3x3(x, conv, decompose=True)
+        phases = conv(x)
         phase_grads = torch.autograd.grad(phases, [x, *conv.parameters()], grad_out)
     finally:
         torch.backends.cudnn.allow_tf32 = allow_tf32
     torch.testing.assert_close(phases, plain, rtol=0, atol=tol)
     for got, want in zip(phase_grads, plain_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_plain_path_is_the_original_upsample_then_conv_bit_for_bit(channels_last):
+    """NCHW (auto) or phase_kernels=False (--original_numerics): DAFL's own two ops, so the
+    same floats; the state_dict is the original nn.Conv2d's."""
+    torch.manual_seed(0)
+    layer = Upsample2xConv3x3(6, 4, phase_kernels=False if channels_last else None)
+    conv = torch.nn.Conv2d(6, 4, 3, stride=1, padding=1)
+    conv.load_state_dict(layer.state_dict(), strict=True)
+    x = torch.randn(2, 6, 5, 5)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(layer(x), conv(F.interpolate(x, scale_factor=2)))
 
 
 def test_phase_kernels_hold_the_3x3_weights_summed_per_phase():

@@ -214,7 +214,7 @@ def test_cifar_step_size_is_compatibility_only_elsewhere_it_is_fixed(tmp_path, m
     args = argparse.Namespace(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1,
                               lr_G=1e-3, weight_decay=5e-4, scheduler=True, epochs=1,
                               test_only=False, stu_ckpt=None, resume=None, momentum=0.9,
-                              step_size=100)
+                              step_size=100, original_numerics=False)
     cifar = DFAD_cifar.make_recipe("cifar10")
     tiny_distill(args, cifar)
     resumed = argparse.Namespace(**{**vars(args), "resume": "", "epochs": 2, "step_size": 7})
@@ -271,7 +271,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypat
                     metric="acc")
     args = argparse.Namespace(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01,
                               lr_G=1e-3, weight_decay=1e-4, scheduler=False, epochs=3,
-                              test_only=False, stu_ckpt=None, resume=None)
+                              test_only=False, stu_ckpt=None, resume=None,
+                              original_numerics=False)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     with pytest.raises(NonFiniteLoss, match=r"generator loss at epoch 2, iteration 2 is nan.*"

@@ -1,5 +1,6 @@
-"""The speed-ups keep the algorithm: the optimized fp32 engine against a plain reference loop
-written here from SPEC §1/§3.1; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
+"""The speed-ups keep the algorithm: the optimized fp32 engine against the original's plain
+iteration (utils/original_iteration.py), within rounding by default and bit for bit under
+--original_numerics; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
 import argparse
 import copy
 import os
@@ -12,11 +13,13 @@ import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
+import DFAD_mnist
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
 from utils.misc import read_csv_runs
+from utils.original_iteration import original_iteration
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
@@ -26,28 +29,16 @@ NZ, BATCH, ITERS = 16, 8, 3
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
-def plain_reference(teacher, student, generator, iterations: int) -> None:
-    """The original loop: NCHW, autograd through the detached generator pass, teacher weights
-    taking gradients, no frozen student, SGD(momentum 0.9) and Adam as in SPEC §3.1."""
-    optimizer_S = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9,
-                                  weight_decay=1e-4)
+def plain_reference(teacher, student, generator, iterations: int, lr_S: float = 0.05,
+                    weight_decay: float = 1e-4) -> None:
+    """The original loop on NCHW networks, with its optimizers: SGD(momentum 0.9) and Adam as
+    in SPEC §3.1, PyTorch's defaults otherwise."""
+    optimizer_S = torch.optim.SGD(student.parameters(), lr=lr_S, momentum=0.9,
+                                  weight_decay=weight_decay)
     optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)
     for _ in range(iterations):
-        for _ in range(5):
-            z = torch.randn(BATCH, NZ, 1, 1)
-            optimizer_S.zero_grad()
-            fake = generator(z).detach()
-            t_logit = teacher(fake)
-            s_logit = student(fake)
-            loss_S = torch.mean(torch.abs(s_logit - t_logit.detach()))
-            loss_S.backward()
-            optimizer_S.step()
-        z = torch.randn(BATCH, NZ, 1, 1)
-        optimizer_G.zero_grad()
-        fake = generator(z)
-        loss_G = -torch.mean(torch.abs(student(fake) - teacher(fake)))
-        loss_G.backward()
-        optimizer_G.step()
+        original_iteration(teacher, student, generator, optimizer_S, optimizer_G, BATCH, NZ,
+                           generator_loss_mae, torch.device("cpu"))
 
 
 def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch):
@@ -64,7 +55,8 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
 
     args = argparse.Namespace(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1,
                               lr_S=0.05, lr_G=1e-3, weight_decay=1e-4, scheduler=False,
-                              epochs=1, test_only=False, stu_ckpt=None, resume=None)
+                              epochs=1, test_only=False, stu_ckpt=None, resume=None,
+                              original_numerics=False)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     recipe = Recipe(name="ref", student_ckpt="s.pt", generator_loss=generator_loss_mae,
@@ -95,6 +87,47 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
     assert not torch.equal(student.fc1.weight, student_before["fc1.weight"])
     for name, value in teacher.state_dict().items():
         assert torch.equal(value, teacher_before[name]), name
+
+
+def test_original_numerics_engine_is_bit_identical_to_the_original_iteration(tmp_path,
+                                                                            monkeypatch):
+    """--original_numerics: the engine computes the original's floats exactly, every weight
+    and buffer after two epochs of two iterations (their evaluations in between included)."""
+    monkeypatch.chdir(tmp_path)
+    args = DFAD_mnist.get_parser().parse_args(
+        ["--epochs", "2", "--epoch_itrs", "2", "--batch_size", str(BATCH), "--nz", str(NZ),
+         "--log_interval", "1", "--original_numerics"])
+    torch.manual_seed(0)
+    teacher = LeNet5().eval()
+    student, generator = LeNet5Half().train(), GeneratorA(nz=NZ, ngf=8).train()
+    ref = [copy.deepcopy(m) for m in (teacher, student, generator)]
+    student_before = copy.deepcopy(student.state_dict())
+
+    torch.manual_seed(1)
+    plain_reference(*ref, args.epochs * args.epoch_itrs, args.lr_S, args.weight_decay)
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
+    recipe = Recipe(name="original", student_ckpt="s.pt", generator_loss=generator_loss_mae,
+                    evaluate=evaluate_classification, metric="acc")
+    torch.manual_seed(1)
+    distill(args, teacher.requires_grad_(False), student, generator, loader, recipe,
+            torch.device("cpu"))
+
+    assert not student.conv2.weight.is_contiguous(memory_format=torch.channels_last)  # NCHW
+    assert generator.conv_blocks1[0].phase_kernels is False
+    for mine, theirs in ((student, ref[1]), (generator, ref[2])):
+        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values(),
+                                strict=True):
+            assert torch.equal(a, b), name
+    assert not torch.equal(student.fc1.weight, student_before["fc1.weight"])
+
+
+def test_original_numerics_refuses_amp_in_one_line(workdir):
+    result = dfad(workdir, "--original_numerics", "--amp", "bf16")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: --original_numerics computes the original's fp32 floats")
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,16 @@ def add_dfad_args(
     add_health_args(parser)
     add_runtime_args(parser)
     add_speed_args(parser)
+    add_original_numerics_arg(parser)
+
+
+def add_original_numerics_arg(parser: argparse.ArgumentParser) -> None:
+    """The switch of utils/numerics.py, for every script that runs the DFAD engine."""
+    parser.add_argument("--original_numerics", action="store_true",
+                        help="turn off the speed-ups that change rounding (channels_last, the "
+                             "generator's phase kernels, fused optimizers): a CPU run computes "
+                             "the original release's floats bit for bit, more slowly (default: "
+                             "off)")
 
 
 def add_health_args(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from utils.eval_mode import eval_mode
 from utils.stream_metrics import StreamSegMetrics
 
 
@@ -14,16 +15,14 @@ def evaluate_classification(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> dict[str, float]:
     """Top-1 accuracy over the whole test set and the mean cross-entropy (SPEC §3.1)."""
-    was_training = model.training
-    model.eval()
     loss_sum, correct, total = 0.0, 0, 0
-    for images, targets in loader:
-        images, targets = images.to(device), targets.to(device)
-        logits = model(images)
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == targets).sum().item()
-        total += targets.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for images, targets in loader:
+            images, targets = images.to(device), targets.to(device)
+            logits = model(images)
+            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            total += targets.numel()
     return {"acc": correct / total, "loss": loss_sum / total, "correct": correct, "total": total}
 
 
@@ -33,15 +32,13 @@ def evaluate_segmentation(
 ) -> dict[str, float]:
     """Metrics of one confusion matrix over every test pixel (label 255 ignored), not a mean of
     per-batch scores (SPEC §3.1, §6); 'mIoU' selects the best student."""
-    was_training = model.training
-    model.eval()
     metrics: StreamSegMetrics | None = None
-    for images, targets in loader:
-        logits = model(images.to(device))
-        if metrics is None:  # the class count is the model's: the loader does not know it
-            metrics = StreamSegMetrics(logits.shape[1], ignore_index=255)
-        metrics.update(logits.argmax(dim=1).cpu(), targets)
-    model.train(was_training)
+    with eval_mode(model):
+        for images, targets in loader:
+            logits = model(images.to(device))
+            if metrics is None:  # the class count is the model's: the loader does not know it
+                metrics = StreamSegMetrics(logits.shape[1], ignore_index=255)
+            metrics.update(logits.argmax(dim=1).cpu(), targets)
     if metrics is None:
         raise ValueError("the test loader is empty")
     results = metrics.get_results()

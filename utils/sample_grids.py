@@ -18,6 +18,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+from utils.eval_mode import eval_mode
+
 Panels = dict[str, np.ndarray]  # window name -> C x H x W float grid in [0, 1]
 MAX_IMAGES = 16  # per grid: enough to judge, small enough for visdom and the PNGs
 
@@ -70,14 +72,11 @@ def _first_batch(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def _generate(generator: nn.Module, n: int, nz: int, device: torch.device) -> torch.Tensor:
     """A batch of fakes with G in eval mode (running BN stats), as the original's test()."""
-    was_training = generator.training
-    generator.eval()
     # A private RNG: drawing must not shift the run's random stream.
     rng = torch.Generator(device="cpu").manual_seed(0)
     z = torch.randn(n, nz, 1, 1, generator=rng).to(device)
-    fake = generator(z)
-    generator.train(was_training)
-    return fake
+    with eval_mode(generator):
+        return generator(z)
 
 
 def _grid(x: torch.Tensor) -> np.ndarray:
@@ -121,10 +120,7 @@ class SegmentationPanels:
                  teacher: nn.Module | None = None,
                  generator: nn.Module | None = None) -> Panels:
         images, targets = _first_batch(loader)
-        modes = [(m, m.training) for m in (model, teacher) if m is not None]
-        for m, _ in modes:
-            m.eval()
-        try:
+        with eval_mode(*(m for m in (model, teacher) if m is not None)):
             real = images.to(device)
             panels = {"input": _grid(self.to_unit(images)), "target": self._colour(targets),
                       "pred": self._colour(model(real).argmax(1))}
@@ -136,8 +132,5 @@ class SegmentationPanels:
                 if teacher is not None:
                     panels["teacher-onfake"] = self._colour(teacher(fake).argmax(1))
                 panels["student-onfake"] = self._colour(model(fake).argmax(1))
-        finally:
-            for m, mode in modes:
-                m.train(mode)
         return panels
 MNIST_TO_UNIT = Denormalize((0.1307,), (0.3081,))  # dataloader.py's MNIST Normalize
