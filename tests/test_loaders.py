@@ -15,9 +15,9 @@ import pytest
 import torch
 from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
 from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
-from dataloader import get_dataloader
+from dataloader import EpochSeeds, get_dataloader
 from utils import cli
 from utils.misc import UserError
 from utils.run_state import capture_rng, restore_rng
@@ -215,3 +215,12 @@ def test_teacher_with_workers_resumes_bit_identically(data, tmp_path):
         ours, theirs = ours.get("model", ours), theirs.get("model", theirs)
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+
+
+def test_set_epoch_reaches_the_distributed_sampler():
+    """Under torchrun the teacher loop's set_epoch must still reshuffle each rank's share."""
+    sampler = EpochSeeds(DistributedSampler(range(16), num_replicas=2, rank=0, seed=1))
+    first = [index for _, index in sampler]
+    sampler.set_epoch(1)
+    second = [index for _, index in sampler]
+    assert len(first) == len(second) == 8 and first != second
