@@ -77,7 +77,7 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_workers", type=positive_int(0), default=num_workers,
                         help="data loader workers per process, started once and kept for the "
                              "whole run; 0 loads in the main process (default: the CPUs this "
-                             f"process may use, divided among torchrun's processes on this "
+                             "process may use, divided among torchrun's processes on this "
                              f"machine, at most {MAX_DEFAULT_WORKERS}: {num_workers} here)")
     parser.add_argument("--log-interval", "--log_interval", dest="log_interval",
                         type=positive_int(1), default=10,
