@@ -102,9 +102,9 @@ def get_parser() -> argparse.ArgumentParser:
                              "set has about 8700)")
     parser.add_argument("--cifar_images", type=int, default=10000,
                         help="CIFAR-10 train images (default: 10000; the real set has 50000)")
-    parser.add_argument("--data", default="bench-data",
+    parser.add_argument("--data", default="data/bench-loaders",
                         help="folder for the synthetic data, reused when present "
-                             "(default: bench-data)")
+                             "(default: data/bench-loaders, which git ignores)")
     parser.add_argument("--label", default="", help="a name for this run's rows, e.g. before")
     parser.add_argument("--json", default=None, help="also append the rows to this file")
     return parser
