@@ -76,7 +76,7 @@ def get_parser() -> argparse.ArgumentParser:
                              "ImageNet-initialised)")
     parser.add_argument("--cache_images", action="store_true",
                         help="decode and resize every train and test image once, at start, and "
-                             "keep them in memory (CamVid about 210 MB, NYUv2 about 510 MB, per "
+                             "keep them in memory (CamVid about 270 MB, NYUv2 about 650 MB, per "
                              "process); the random crops and flips still run every epoch, so "
                              "the samples are the same as without it")
     add_runtime_args(parser)
