@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ def test_same_batches_and_stream_as_plain_per_epoch_loaders(data, dataset, worke
 def test_resumed_loader_continues_the_augmentations_exactly(data):
     """A run resumed after epoch 1 starts new workers: its epochs 2-3 are the uninterrupted
     run's, which a plain persistent DataLoader does not give (the test can tell)."""
-    def run(make: callable, resume_after: int | None) -> list[list[torch.Tensor]]:
+    def run(make: Callable[[], DataLoader], resume_after: int | None) -> list[list[torch.Tensor]]:
         torch.manual_seed(5)
         loader = make()
         if resume_after is None:
@@ -113,12 +114,15 @@ def test_resumed_loader_continues_the_augmentations_exactly(data):
         restore_rng(saved)
         return first + epochs(make(), 3 - resume_after)
 
-    ours = lambda: loaders("cifar10", data, 2)[0]  # noqa: E731
-    assert_same(run(ours, None), run(ours, 1))
+    def ours() -> DataLoader:
+        return loaders("cifar10", data, 2)[0]
 
+    def persistent() -> DataLoader:
+        return DataLoader(dataset, batch_size=4, shuffle=True, num_workers=2,
+                          persistent_workers=True)
+
+    assert_same(run(ours, None), run(ours, 1))
     dataset = loaders("cifar10", data, 0)[0].dataset.dataset
-    persistent = lambda: DataLoader(dataset, batch_size=4, shuffle=True, num_workers=2,  # noqa: E731
-                                    persistent_workers=True)
     straight, resumed = run(persistent, None), run(persistent, 1)
     assert_same(straight[:1], resumed[:1])
     with pytest.raises(AssertionError):
