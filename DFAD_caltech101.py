@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> list[float]:
     teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt, device)
     student = torchvision_resnet.resnet18(args.num_classes)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)
-    _, test_loader = get_dataloader(args, train=False)
+    _, test_loader = get_dataloader(args, train=False, device=device)
     check_num_classes(test_loader, args.num_classes)
     recipe = Recipe(
         name="caltech101",

@@ -74,7 +74,7 @@ def main(args: argparse.Namespace) -> list[float]:
     teacher = load_teacher(resnet_8x.ResNet34_8x(num_classes), args.ckpt, device)
     student = resnet_8x.ResNet18_8x(num_classes)
     generator = gan.GeneratorA(nz=args.nz, nc=3, img_size=32)
-    _, test_loader = get_dataloader(args, train=False)
+    _, test_loader = get_dataloader(args, train=False, device=device)
     logger = RunLogger.from_args(
         args, run=f"DFAD-{args.dataset}", env="DFAD-cifar",
         draw=ClassificationPanels(Denormalize(CIFAR_MEAN, CIFAR_STD), nz=args.nz))

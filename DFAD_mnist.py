@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> list[float]:
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
     student = lenet.LeNet5Half()
     generator = gan.GeneratorA(nz=args.nz, nc=1, img_size=32)
-    _, test_loader = get_dataloader(args, train=False)
+    _, test_loader = get_dataloader(args, train=False, device=device)
     recipe = Recipe(
         name="mnist",
         student_ckpt="checkpoint/student/mnist-lenet5_half.pt",

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> list[float]:
     seed_everything(args.seed)
     device = resolve_device(args)
     # The data first: a wrong --data_root is reported before 40M teacher weights load.
-    _, test_loader = get_dataloader(args, train=False)
+    _, test_loader = get_dataloader(args, train=False, device=device)
     # SPEC §10.24: no ImageNet download for a teacher whose checkpoint overwrites it anyway.
     teacher = load_teacher(deeplabv3_resnet50(NUM_CLASSES, pretrained_backbone=False), args.ckpt,
                            device)

@@ -1,13 +1,28 @@
-"""`get_dataloader(args)`: the datasets of SPEC §5, one table entry per dataset."""
+"""`get_dataloader(args)`: the datasets of SPEC §5, one table entry per dataset, and the loaders
+that feed them at GPU speed (workers started once, pinned batches, optionally decoded images
+kept in memory) with the same random stream as plain per-epoch loaders."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    get_worker_info,
+)
+from torch.utils.data._utils.worker import _generate_state
 from torchvision import datasets, transforms
 
 from dataset.caltech import Caltech101
@@ -75,6 +90,22 @@ def _segmentation_transforms(train: bool) -> et.ExtCompose:
     return et.ExtCompose(size + crop + normalize)
 
 
+def _keep_decoded(dataset: CamVid | NYUv2, threads: int) -> None:
+    """--cache_images: decode and resize every pair once, in memory (CamVid: about 270 MB for
+    train + test, NYUv2: about 650 MB; PIL keeps RGB in 4 bytes a pixel). The resize is
+    deterministic, so moving it out of the per-item transforms, ahead of the random crop and
+    flip, leaves every sample as it was. PIL releases the GIL while decoding and resizing, so
+    threads share the work."""
+    resize, *rest = dataset.transforms.transforms  # ExtResize first: _segmentation_transforms
+
+    def decode(index: int) -> tuple[Any, Any]:
+        return resize(*dataset.read(index))
+
+    with ThreadPoolExecutor(threads) as pool:
+        dataset.decoded = list(pool.map(decode, range(len(dataset))))
+    dataset.transforms = et.ExtCompose(rest)
+
+
 def _camvid(root: str, train: bool, download: bool) -> Dataset:
     """`root` is the CamVid folder itself (README: --data_root ./data/CamVid); no download."""
     return CamVid(root, "train" if train else "test", _segmentation_transforms(train))
@@ -110,6 +141,7 @@ def _torchvision_dataset(cls: type, root: str, train: bool, download: bool,
 class DatasetEntry:
     build: Callable[[str, bool, bool], Dataset]  # (root, train, download) -> dataset
     num_classes: int
+    keep_decoded: Callable[[Any, int], None] | None = None  # (dataset, threads): --cache_images
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -117,41 +149,124 @@ DATASETS: dict[str, DatasetEntry] = {
     "cifar10": DatasetEntry(_cifar10, num_classes=10),
     "cifar100": DatasetEntry(_cifar100, num_classes=100),
     "caltech101": DatasetEntry(_caltech101, num_classes=101),
-    "camvid": DatasetEntry(_camvid, num_classes=11),
-    "nyuv2": DatasetEntry(_nyuv2, num_classes=13),
+    "camvid": DatasetEntry(_camvid, num_classes=11, keep_decoded=_keep_decoded),
+    "nyuv2": DatasetEntry(_nyuv2, num_classes=13, keep_decoded=_keep_decoded),
 }
 
 
-def _build(entry: DatasetEntry, root: str, train: bool, download: bool) -> Dataset:
+def _build(entry: DatasetEntry, root: str, train: bool, download: bool, cache: bool,
+           threads: int) -> Dataset:
     """Under torchrun only local rank 0 may download: the others wait, then read its files."""
     if not download:
-        return entry.build(root, train, False)
-    with distributed.local_main_first():
-        return entry.build(root, train, distributed.local_rank() == 0)
+        dataset = entry.build(root, train, False)
+    else:
+        with distributed.local_main_first():
+            dataset = entry.build(root, train, distributed.local_rank() == 0)
+    if cache and entry.keep_decoded is not None:
+        entry.keep_decoded(dataset, threads)
+    return dataset
+
+
+def _seed_like_a_new_worker(base_seed: int, worker_id: int) -> None:
+    """What DataLoader does in a worker it has just started (torch/utils/data/_utils/worker.py)."""
+    seed = base_seed + worker_id
+    random.seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(_generate_state(base_seed, worker_id))
+
+
+class EpochSeeds(Sampler[tuple[int, int]]):
+    """`sampler`'s indices, each tagged with the seed of this pass over the data.
+
+    DataLoader seeds a worker once, when it starts it; persistent workers then carry their random
+    streams from one epoch into the next, and a resumed run, whose workers start afresh, would
+    crop and flip differently from the run it continues. So each pass draws its seed here, from
+    the run's stream exactly as a new DataLoader iterator does (one int64, before the sampler's
+    own draw), and `WorkerSeeded` reseeds every worker with it: each epoch's augmentations are
+    those of plain per-epoch workers, whether the run was resumed or not.
+    """
+
+    def __init__(self, sampler: Sampler[int]) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        for index in self.sampler:
+            yield seed, index
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+    def set_epoch(self, epoch: int) -> None:
+        """DistributedSampler's reshuffle; other samplers draw their shuffle from the stream."""
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+
+
+class WorkerSeeded(Dataset):
+    """`dataset` read with `EpochSeeds` keys: in a worker, the first item of a new pass reseeds
+    Python's, numpy's and torch's RNGs as a newly started worker is seeded. In the main process
+    (--num_workers 0) nothing is reseeded: the transforms draw from the run's stream, as before.
+    Other attributes (classes, samples, transform, ...) are the dataset's."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.seed: int | None = None  # of the pass this worker is in
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int] | int) -> Any:
+        seed, index = key if isinstance(key, tuple) else (None, key)
+        worker = get_worker_info()
+        if worker is not None and seed is not None and seed != self.seed:
+            self.seed = seed
+            _seed_like_a_new_worker(seed, worker.id)
+        return self.dataset[index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int], workers: int,
+                device: torch.device | None) -> DataLoader:
+    """Workers started at the first epoch and kept (persistent), batches pinned when they go
+    to a CUDA device; the random stream is a plain per-epoch loader's (EpochSeeds)."""
+    return DataLoader(WorkerSeeded(dataset), batch_size=batch_size, sampler=EpochSeeds(sampler),
+                      num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device is not None and device.type == "cuda",
+                      # DataLoader's own per-iterator seed: unused (EpochSeeds reseeds), and
+                      # drawn from here it leaves the run's stream alone.
+                      generator=torch.Generator())
 
 
 def get_dataloader(
-    args: argparse.Namespace, train: bool = True
+    args: argparse.Namespace, train: bool = True, device: torch.device | None = None
 ) -> tuple[DataLoader | None, DataLoader]:
     """(train_loader, test_loader) for `args.dataset`; `train=False` skips the training set,
-    which data-free distillation never reads (SPEC §3.1 step 3)."""
+    which data-free distillation never reads (SPEC §3.1 step 3). `device` is where the batches
+    go: CUDA gets pinned batches."""
     entry = DATASETS[args.dataset]
     download = getattr(args, "download", False)
-    workers = getattr(args, "num_workers", 2)
-    pin = torch.cuda.is_available()
+    workers = args.num_workers
+    cache = getattr(args, "cache_images", False)
+    if cache and entry.keep_decoded is None:
+        raise UserError(f"--cache_images applies to camvid and nyuv2, not {args.dataset}: "
+                        "leave it out")
     train_loader = None
     if train:
-        train_set = _build(entry, args.data_root, True, download)
+        train_set = _build(entry, args.data_root, True, download, cache, max(1, workers))
         # Under torchrun each rank reads its own share; --batch_size stays the global batch.
         sampler = (DistributedSampler(train_set, shuffle=True, seed=args.seed)
-                   if distributed.world_size() > 1 else None)
-        train_loader = DataLoader(train_set, batch_size=distributed.local_batch(args.batch_size),
-                                  shuffle=sampler is None, sampler=sampler,
-                                  num_workers=workers, pin_memory=pin)
+                   if distributed.world_size() > 1 else RandomSampler(train_set))
+        train_loader = make_loader(train_set, distributed.local_batch(args.batch_size), sampler,
+                                   workers, device)
+    test_set = _build(entry, args.data_root, False, download, cache, max(1, workers))
     # SPEC §10.20: the original's test loaders ignored --test_batch_size; ours honour it.
-    test_loader = DataLoader(_build(entry, args.data_root, False, download),
-                             batch_size=args.test_batch_size, shuffle=False,
-                             num_workers=workers, pin_memory=pin)
+    test_loader = make_loader(test_set, args.test_batch_size, SequentialSampler(test_set),
+                              workers, device)
     return train_loader, test_loader
 
 

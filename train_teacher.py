@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> float:
     if args.ckpt:
         load_weights(model, args.ckpt)
     model.to(device)
-    train_loader, test_loader = get_dataloader(args, train=not args.test_only)
+    train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
     check_num_classes(test_loader, num_classes)
     if args.test_only:
         metrics = evaluate_classification(model, test_loader, device)

@@ -54,7 +54,7 @@ def mnist_run(args: argparse.Namespace, run: str, nz: int) -> MnistRun:
     seed_everything(args.seed)
     device = resolve_device(args)
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
-    _, test_loader = get_dataloader(args, train=False)
+    _, test_loader = get_dataloader(args, train=False, device=device)
     logger = RunLogger.from_args(args, run=run, env=run,
                                  draw=ClassificationPanels(MNIST_TO_UNIT, nz=nz))
     return MnistRun(teacher, test_loader, device, logger)

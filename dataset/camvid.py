@@ -69,6 +69,8 @@ class CamVid(Dataset):
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
+        # (image, label) pairs held in memory (--cache_images, dataloader.py), else None
+        self.decoded: list[tuple[Image.Image, Image.Image]] | None = None
         image_dir, label_dir = self.root / split, self.root / f"{split}annot"
         for folder in (image_dir, label_dir):
             if not folder.is_dir():
@@ -85,9 +87,14 @@ class CamVid(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def read(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """The image and its label map, from memory when decoded there, else from disk."""
+        if self.decoded is not None:
+            return self.decoded[index]
+        return Image.open(self.images[index]).convert("RGB"), Image.open(self.labels[index])
+
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image = Image.open(self.images[index]).convert("RGB")
-        label = Image.open(self.labels[index])
+        image, label = self.read(index)
         if self.transforms is not None:
             image, label = self.transforms(image, label)
         # The remap runs after the transforms, as in the original (SPEC §5).

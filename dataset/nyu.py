@@ -95,6 +95,8 @@ class NYUv2(Dataset):
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
+        # (image, label) pairs held in memory (--cache_images, dataloader.py), else None
+        self.decoded: list[tuple[Image.Image, Image.Image]] | None = None
         meta = self.root / "nyuv2-meta-data"
         splits_file = meta / "splits.mat"
         label_dir = meta / f"{split}_labels_13"
@@ -120,9 +122,14 @@ class NYUv2(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def read(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """The image and its label map, from memory when decoded there, else from disk."""
+        if self.decoded is not None:
+            return self.decoded[index]
+        return Image.open(self.images[index]).convert("RGB"), Image.open(self.labels[index])
+
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image = Image.open(self.images[index]).convert("RGB")
-        label = Image.open(self.labels[index])
+        image, label = self.read(index)
         if self.transforms is not None:
             image, label = self.transforms(image, label)
         # The lookup runs after the transforms, as in the original (SPEC §5).

@@ -6,6 +6,7 @@ as in the real data.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -25,15 +26,17 @@ def brightness(category: str) -> int:
     return 30 + 50 * REAL_CATEGORIES.index(category)
 
 
-def write_tiny_caltech(root: str | Path) -> Path:
-    """Write `<root>/caltech101/101_ObjectCategories`; returns that folder."""
+def write_tiny_caltech(root: str | Path, counts: Mapping[str, int] = CATEGORIES,
+                       sizes: Sequence[tuple[int, int]] = SIZES) -> Path:
+    """Write `<root>/caltech101/101_ObjectCategories`; returns that folder. `counts` (images per
+    category, the keys of CATEGORIES) and `sizes` (W x H, cycled) scale it up for benchmarks."""
     originals = Path(root) / "caltech101" / "101_ObjectCategories"
-    for category, count in CATEGORIES.items():
+    for category, count in counts.items():
         folder = originals / category
         folder.mkdir(parents=True, exist_ok=True)
         value = brightness(category)
         for i in range(count):
-            size = SIZES[i % len(SIZES)]
+            size = sizes[i % len(sizes)]
             if i % 3 == 1:
                 image = Image.new("L", size, value)
             else:

@@ -56,7 +56,7 @@ def test_entries_have_the_paper_class_counts():
 def test_camvid_test_loader_full_image_sorted_and_void_to_255(camvid):
     root, raw = camvid
     _, test_loader = get_dataloader(loader_args("camvid", root), train=False)
-    assert not isinstance(test_loader.sampler, torch.utils.data.RandomSampler)
+    assert isinstance(test_loader.sampler.sampler, torch.utils.data.SequentialSampler)
     assert test_loader.batch_size == 2
     images, targets = next(iter(test_loader))
     assert images.shape == (2, 3, *TEST_SIZE) and images.dtype == torch.float32
@@ -73,7 +73,7 @@ def test_camvid_train_loader_crops_128(camvid):
     root, _ = camvid
     random.seed(0)
     train_loader, _ = get_dataloader(loader_args("camvid", root, batch_size=3))
-    assert isinstance(train_loader.sampler, torch.utils.data.RandomSampler)
+    assert isinstance(train_loader.sampler.sampler, torch.utils.data.RandomSampler)
     images, targets = next(iter(train_loader))
     assert images.shape == (3, 3, 128, 128) and targets.shape == (3, 128, 128)
     assert set(torch.unique(targets).tolist()) <= set(range(11)) | {255}

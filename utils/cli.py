@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -53,15 +54,31 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_runtime_args(parser: argparse.ArgumentParser, num_workers: int = 2) -> None:
+MAX_DEFAULT_WORKERS = 8  # each worker is a process of its own; more is a flag away
+
+
+def default_num_workers() -> int:
+    """Loader workers per process: the CPUs this process may run on (its affinity mask, which
+    containers and schedulers restrict, not the machine's count), shared among the processes
+    torchrun starts on this machine, at most MAX_DEFAULT_WORKERS, at least 1."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(MAX_DEFAULT_WORKERS, (cpus or 1) // local_processes))
+
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     """Device, seed and loader flags. Both spellings of the original flags are accepted."""
+    num_workers = default_num_workers()
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default: auto)")
     parser.add_argument("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
                         help="the original flag: same as --device cpu")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--num_workers", type=positive_int(0), default=num_workers,
-                        help=f"data loader workers (default: {num_workers})")
+                        help="data loader workers per process, started once and kept for the "
+                             "whole run; 0 loads in the main process (default: the CPUs this "
+                             "process may use, divided among torchrun's processes on this "
+                             f"machine, at most {MAX_DEFAULT_WORKERS}: {num_workers} here)")
     parser.add_argument("--log-interval", "--log_interval", dest="log_interval",
                         type=positive_int(1), default=10,
                         help="iterations between log lines (default: 10)")

@@ -18,7 +18,8 @@ def evaluate_classification(
     loss_sum, correct, total = 0.0, 0, 0
     with eval_mode(model):
         for images, targets in loader:
-            images, targets = images.to(device), targets.to(device)
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
             logits = model(images)
             loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
             correct += (logits.argmax(dim=1) == targets).sum().item()
@@ -35,7 +36,7 @@ def evaluate_segmentation(
     metrics: StreamSegMetrics | None = None
     with eval_mode(model):
         for images, targets in loader:
-            logits = model(images.to(device))
+            logits = model(images.to(device, non_blocking=True))
             if metrics is None:  # the class count is the model's: the loader does not know it
                 metrics = StreamSegMetrics(logits.shape[1], ignore_index=255)
             metrics.update(logits.argmax(dim=1).cpu(), targets)

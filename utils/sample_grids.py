@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +65,17 @@ class Denormalize:
 MINUS_ONE_TO_ONE = Denormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # (x + 1) / 2, SPEC §3.2
 
 
+# The first test batch of each loader, read once: the panels show the same images every epoch,
+# and reading them anew would start (and abandon) a pass over the test set each time.
+_FIRST_BATCHES: weakref.WeakKeyDictionary[DataLoader, tuple[torch.Tensor, torch.Tensor]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _first_batch(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    images, targets = next(iter(loader))
-    return images[:MAX_IMAGES], targets[:MAX_IMAGES]
+    if loader not in _FIRST_BATCHES:
+        images, targets = next(iter(loader))
+        _FIRST_BATCHES[loader] = images[:MAX_IMAGES].clone(), targets[:MAX_IMAGES].clone()
+    return _FIRST_BATCHES[loader]
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from utils import distributed
 from utils.accel import Precision, maybe_compile
@@ -62,7 +62,9 @@ def train_one_epoch(
     labels: list[str] = []
     bar = progress_bar(len(loader), f"epoch {epoch}")
     for i, (images, targets) in enumerate(loader, start=1):
-        images, targets = images.to(device), targets.to(device)
+        # Pinned batches (a CUDA run, dataloader.py) copy while the GPU still works.
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             output = model(images)
@@ -135,7 +137,7 @@ def fit_teacher(
         for epoch in range(epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
             step_schedulers(schedulers)  # at epoch start, as the original (SPEC §3.1)
-            if isinstance(train_loader.sampler, DistributedSampler):
+            if hasattr(train_loader.sampler, "set_epoch"):  # DistributedSampler, EpochSeeds
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
                                          epoch, args.log_interval, args.verbose, stop, state_path,
