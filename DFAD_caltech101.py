@@ -15,8 +15,9 @@ from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, positive_int, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
 
 
@@ -33,8 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-caltech101.config.json")
-    seed_everything(args.seed)  # the original seeded torch only (SPEC §10.23); seeding more is free
-    device = resolve_device(args)
+    # the original seeded torch only (SPEC §10.23); seeding more is free
+    device = setup_runtime(args)
     teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt, device)
     student = torchvision_resnet.resnet18(args.num_classes)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)

@@ -14,8 +14,9 @@ from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 
@@ -31,8 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-mnist.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
     student = lenet.LeNet5Half()
     generator = gan.GeneratorA(nz=args.nz, nc=1, img_size=32)

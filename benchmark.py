@@ -55,7 +55,7 @@ from utils.dfad import (
 )
 from utils.generator_health import GeneratorHealth, fixed_latents
 from utils.host_memory import keep_freed_memory
-from utils.misc import describe_device, why_no_cuda
+from utils.runtime import describe_device, why_no_cuda
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 

@@ -13,9 +13,11 @@ from network import lenet, resnet_8x, torchvision_resnet
 from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
 from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
+from utils.errors import UserError
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError, dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import (
     MINUS_ONE_TO_ONE,
     MNIST_TO_UNIT,
@@ -87,8 +89,7 @@ def main(args: argparse.Namespace) -> float:
     num_classes = args.num_classes or DATASETS[args.dataset].num_classes
     ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
     dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     model = build_model(args.model, args.dataset, num_classes, args.pretrained)
     if args.ckpt:
         load_weights(model, args.ckpt)

@@ -21,10 +21,12 @@ from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailab
 from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
 from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
+from utils.errors import UserError
 from utils.evaluation import evaluate_segmentation
 from utils.losses import focal_loss
-from utils.misc import UserError, dump_config, format_metrics, resolve_device, seed_everything
+from utils.misc import dump_config, format_metrics
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import SegmentationPanels
 from utils.teacher import fit_teacher
 
@@ -98,8 +100,7 @@ def main(args: argparse.Namespace) -> float:
     num_classes = args.num_classes or DATASETS[args.dataset].num_classes
     ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
     dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     train_loader, test_loader = get_dataloader(args, train=not args.test_only)
     check_num_classes(test_loader, num_classes)
     model = build_model(args, num_classes).to(device)

@@ -14,8 +14,10 @@ from utils import distributed
 from utils.accel import add_speed_args
 from utils.checkpoint import load_teacher
 from utils.cli import add_runtime_args, positive_int
-from utils.misc import UserError, dump_config, resolve_device, seed_everything
+from utils.errors import UserError
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 TEACHER_CKPT = "checkpoint/teacher/mnist-lenet5.pt"
@@ -50,8 +52,7 @@ def mnist_run(args: argparse.Namespace, run: str, nz: int) -> MnistRun:
         raise UserError(f"{run} runs in one process (MNIST on one device): start it with "
                         "python, not torchrun")
     dump_config(args, f"log/{run}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
     _, test_loader = get_dataloader(args, train=False)
     logger = RunLogger.from_args(args, run=run, env=run,

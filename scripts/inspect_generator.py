@@ -34,8 +34,9 @@ from network import gan, lenet, resnet_8x, torchvision_resnet
 from network.segmentation import deeplabv3_resnet50
 from utils.checkpoint import load_teacher, load_weights
 from utils.cli import positive_int, run_main
+from utils.errors import UserError
 from utils.generator_health import class_histogram, normalized_entropy
-from utils.misc import UserError, resolve_device
+from utils.runtime import resolve_device
 from utils.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
 
 LABEL_W = 40  # class index column of the classification grid
@@ -209,7 +210,7 @@ def segmentation_picture(images: np.ndarray, logits: torch.Tensor,
 def main(args: argparse.Namespace) -> Path:
     name = experiment_name(args.generator, args.experiment)
     exp = EXPERIMENTS[name]
-    device = resolve_device(args)
+    device = resolve_device(args.device)
     nz = args.nz or exp.nz
     generator = load_weights(exp.generator(nz), args.generator).to(device).eval()
     teacher = load_teacher(exp.teacher(), args.ckpt or exp.teacher_ckpt, device)

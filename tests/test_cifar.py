@@ -17,7 +17,8 @@ import DFAD_cifar
 from dataloader import CIFAR_MEAN, CIFAR_STD, get_dataloader
 from network.gan import GeneratorA
 from network.resnet_8x import ResNet18_8x, ResNet34_8x
-from utils.misc import UserError, read_csv_runs, step_schedulers
+from utils.errors import UserError
+from utils.misc import read_csv_runs, step_schedulers
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"

@@ -18,8 +18,9 @@ import DFAD_cifar
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.errors import UserError
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError, read_csv_runs
+from utils.misc import read_csv_runs
 from utils.run_state import NonFiniteLoss, load_state
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 from utils import distributed
 from utils.accel import add_speed_args
+from utils.errors import UserError
 from utils.generator_health import DIVERSITY_THRESHOLD, ENTROPY_THRESHOLD, PATIENCE
 from utils.host_memory import keep_freed_memory
-from utils.misc import UserError
 from utils.run_state import Interrupted
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 

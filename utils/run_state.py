@@ -23,7 +23,7 @@ import torch
 
 from utils import distributed
 from utils.checkpoint import save_atomic
-from utils.misc import UserError
+from utils.errors import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
