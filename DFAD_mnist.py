@@ -22,11 +22,10 @@ from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DFAD MNIST")
-    add_dfad_args(parser, datasets=("mnist",), model="lenet5_half",
-                  ckpt="checkpoint/teacher/mnist-lenet5.pt", batch_size=512,
-                  test_batch_size=256, epochs=40, lr_S=0.01, weight_decay=1e-4, nz=100)
-    parser.add_argument("--verbose", action="store_true",
-                        help="accepted for compatibility: log lines are always printed")
+    compat = add_dfad_args(parser, datasets=("mnist",), model="lenet5_half",
+                           ckpt="checkpoint/teacher/mnist-lenet5.pt", batch_size=512,
+                           test_batch_size=256, epochs=40, lr_S=0.01, weight_decay=1e-4, nz=100)
+    compat.add_argument("--verbose", action="store_true", help="log lines are always printed")
     return parser
 
 

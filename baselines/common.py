@@ -13,7 +13,7 @@ from network import lenet
 from utils import distributed
 from utils.accel import add_speed_args
 from utils.checkpoint import load_teacher
-from utils.cli import add_runtime_args, positive_int
+from utils.cli import add_runtime_args, int_at_least
 from utils.errors import UserError
 from utils.misc import dump_config
 from utils.run_logger import RunLogger
@@ -24,7 +24,7 @@ TEACHER_CKPT = "checkpoint/teacher/mnist-lenet5.pt"
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, test_batch_size: int) -> None:
-    parser.add_argument("--test_batch_size", type=positive_int(1), default=test_batch_size,
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
                         help=f"batch size of the real test set (default: {test_batch_size})")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=("mnist",), default="mnist", help="default: mnist")

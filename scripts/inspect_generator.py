@@ -33,7 +33,7 @@ from dataset import camvid, nyu
 from network import gan, lenet, resnet_8x, torchvision_resnet
 from network.segmentation import deeplabv3_resnet50
 from utils.checkpoint import load_teacher, load_weights
-from utils.cli import positive_int, run_main
+from utils.cli import int_at_least, run_main
 from utils.errors import UserError
 from utils.generator_health import class_histogram, normalized_entropy
 from utils.runtime import resolve_device
@@ -115,12 +115,12 @@ def get_parser() -> argparse.ArgumentParser:
                         help="the DFAD script it comes from (default: from the file name)")
     parser.add_argument("--ckpt", default=None,
                         help="teacher state_dict (default: the experiment script's --ckpt)")
-    parser.add_argument("--nz", type=positive_int(1), default=None,
+    parser.add_argument("--nz", type=int_at_least(1), default=None,
                         help="latent size (default: the experiment script's --nz)")
-    parser.add_argument("--samples", type=positive_int(1), default=None,
+    parser.add_argument("--samples", type=int_at_least(1), default=None,
                         help="generated samples (default: 512 for classification, 8 image / "
                              "prediction pairs for segmentation)")
-    parser.add_argument("--per_class", type=positive_int(1), default=8,
+    parser.add_argument("--per_class", type=int_at_least(1), default=8,
                         help="classification: samples shown per teacher class (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     parser.add_argument("--out", default=None,

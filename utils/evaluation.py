@@ -1,12 +1,31 @@
 """Evaluation of a network on the real test set: top-1 accuracy or segmentation mIoU."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from utils.stream_metrics import StreamSegMetrics
+
+# (model, test loader, device) -> metrics; the run's recipe names the one that selects the best.
+Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Evaluate in eval mode, then put every module back in the mode it had."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from utils.dfad import eval_mode
+from utils.evaluation import eval_mode
 
 
 @torch.no_grad()
