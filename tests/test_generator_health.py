@@ -13,6 +13,7 @@ import pytest
 import torch
 from mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
 from PIL import Image
+from script_args import dfad_args
 from torch import nn
 
 import DFAD_mnist
@@ -23,8 +24,8 @@ from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from scripts import inspect_generator
 from utils.cli import run_main
-from utils.dfad import Recipe, distill, eval_mode, generator_loss_mae
-from utils.evaluation import evaluate_classification
+from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.evaluation import eval_mode, evaluate_classification
 from utils.generator_health import (
     HISTOGRAM,
     SCALARS,
@@ -80,10 +81,9 @@ def mnist_loader(root: Path, batch_size: int = 8) -> torch.utils.data.DataLoader
 
 def run_args(**overrides) -> argparse.Namespace:
     values = dict(epoch_itrs=1, batch_size=8, nz=NZ, log_interval=1, lr_S=0.05, lr_G=1e-3,
-                  weight_decay=1e-4, scheduler=False, epochs=3, test_only=False, stu_ckpt=None,
-                  resume=None, seed=3)
+                  weight_decay=1e-4, epochs=3, seed=3)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return dfad_args(**values)
 
 
 RECIPE = Recipe(name="health", student_ckpt="checkpoint/student/health-s.pt",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
+from script_args import dfad_args
 
 import DFAD_cifar
 from network.gan import GeneratorA
@@ -212,13 +213,12 @@ def test_cifar_step_size_is_compatibility_only_elsewhere_it_is_fixed(tmp_path, m
     """DFAD_cifar's --scheduler has fixed milestones: its --step_size may change on resume; the
     other rows' StepLR period may not."""
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1,
-                              lr_G=1e-3, weight_decay=5e-4, scheduler=True, epochs=1,
-                              test_only=False, stu_ckpt=None, resume=None, momentum=0.9,
-                              step_size=100)
+    args = dfad_args(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1, lr_G=1e-3,
+                     weight_decay=5e-4, scheduler=True, epochs=1, step_size=100)
     cifar = DFAD_cifar.make_recipe("cifar10")
     tiny_distill(args, cifar)
-    resumed = argparse.Namespace(**{**vars(args), "resume": "", "epochs": 2, "step_size": 7})
+    resumed = dfad_args(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1, lr_G=1e-3,
+                        weight_decay=5e-4, scheduler=True, epochs=2, step_size=7, resume="")
     step_lr = Recipe(name="steplr", student_ckpt=cifar.student_ckpt,
                      generator_loss=generator_loss_mae, evaluate=evaluate_classification,
                      metric="acc", make_scheduler=cifar.make_scheduler)
@@ -270,9 +270,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypat
     recipe = Recipe(name="nan", student_ckpt="checkpoint/student/nan.pt",
                     generator_loss=loss_that_explodes, evaluate=evaluate_classification,
                     metric="acc")
-    args = argparse.Namespace(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01,
-                              lr_G=1e-3, weight_decay=1e-4, scheduler=False, epochs=3,
-                              test_only=False, stu_ckpt=None, resume=None)
+    args = dfad_args(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01, lr_G=1e-3,
+                     weight_decay=1e-4, epochs=3)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     with pytest.raises(NonFiniteLoss, match=r"generator loss at epoch 2, iteration 2 is nan.*"

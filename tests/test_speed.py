@@ -1,6 +1,5 @@
 """The speed-ups keep the algorithm: the optimized fp32 engine against a plain reference loop
 written here from SPEC §1/§3.1; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
-import argparse
 import copy
 import os
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
+from script_args import dfad_args
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
@@ -62,9 +62,8 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
     torch.manual_seed(1)
     plain_reference(*ref, ITERS)
 
-    args = argparse.Namespace(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1,
-                              lr_S=0.05, lr_G=1e-3, weight_decay=1e-4, scheduler=False,
-                              epochs=1, test_only=False, stu_ckpt=None, resume=None)
+    args = dfad_args(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1, lr_S=0.05,
+                     lr_G=1e-3, weight_decay=1e-4, epochs=1)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     recipe = Recipe(name="ref", student_ckpt="s.pt", generator_loss=generator_loss_mae,
