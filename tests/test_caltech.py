@@ -12,6 +12,7 @@ from urllib.error import URLError
 import pytest
 import torch
 from caltech_fixtures import CATEGORIES, REAL_CATEGORIES, brightness, write_tiny_caltech
+from script_args import parse
 from torchvision import models
 
 import train_teacher
@@ -60,11 +61,9 @@ def make_split(root: Path) -> None:
     split_tool.main(["--root", str(root)])
 
 
-def loader_args(root: Path, **overrides) -> argparse.Namespace:
-    args = dict(dataset="caltech101", data_root=str(root), batch_size=4, test_batch_size=4,
-                num_workers=0, download=False)
-    args.update(overrides)
-    return argparse.Namespace(**args)
+def loader_args(root: Path) -> argparse.Namespace:
+    return parse(train_teacher.get_parser(), dataset="caltech101", data_root=root, batch_size=4,
+                 test_batch_size=4, num_workers=0)
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

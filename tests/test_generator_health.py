@@ -13,10 +13,11 @@ import pytest
 import torch
 from mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
 from PIL import Image
-from script_args import dfad_args
+from script_args import dfad_args, parse
 from torch import nn
 
 import DFAD_mnist
+import train_teacher
 from baselines.sources import GaussianImages
 from dataloader import get_dataloader
 from network.gan import GeneratorA, GeneratorB
@@ -74,8 +75,8 @@ def tiny_classifier(width: int = 4) -> nn.Module:
 
 
 def mnist_loader(root: Path, batch_size: int = 8) -> torch.utils.data.DataLoader:
-    args = argparse.Namespace(dataset="mnist", data_root=str(root), test_batch_size=batch_size,
-                              num_workers=0)
+    args = parse(train_teacher.get_parser(), data_root=root, test_batch_size=batch_size,
+                 num_workers=0)
     return get_dataloader(args, train=False)[1]
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from mnist_fixtures import write_tiny_mnist
-from script_args import dfad_args
+from script_args import dfad_args, parse
 from torch import nn
 from torchvision import datasets
 
+import train_teacher
 from dataloader import get_dataloader
 from utils import distributed
 from utils.dfad import (
@@ -149,8 +150,8 @@ def download(out: Path) -> dict[str, object]:
     real = datasets.MNIST.download
     datasets.MNIST.download = fake_download
     try:
-        train_loader, test_loader = get_dataloader(argparse.Namespace(
-            dataset="mnist", data_root=str(out / "data"), batch_size=4, test_batch_size=4,
+        train_loader, test_loader = get_dataloader(parse(
+            train_teacher.get_parser(), data_root=out / "data", batch_size=4, test_batch_size=4,
             num_workers=0, download=True, seed=1))
     finally:
         datasets.MNIST.download = real
