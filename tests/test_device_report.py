@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import DFAD_mnist
 from utils import runtime
 from utils.errors import UserError
-from utils.runtime import resolve_device
+from utils.runtime import resolve_device, setup_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 no_cuda_here = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -61,3 +62,16 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: --device cuda was given but CUDA is not available")
+
+
+def test_runtime_setup_keeps_cudnn_benchmark_after_seeding():
+    """Seeding used to reset cuDNN to deterministic: --cudnn_benchmark must survive set-up."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    try:
+        setup_runtime(DFAD_mnist.get_parser().parse_args(["--device", "cpu",
+                                                          "--cudnn_benchmark"]))
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+        setup_runtime(DFAD_mnist.get_parser().parse_args(["--no-cuda"]))
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved

@@ -188,8 +188,12 @@ class RunState:
         if state_file is None:
             return None
         state = load_state(state_file, self.args, ignored)
+        missing = [name for name in self.parts if name not in state and name not in OPTIONAL_PARTS]
+        if missing:
+            raise UserError(f"{state_file} holds no {', '.join(missing)}: it is another "
+                            "script's state file (resume with this run's own -state.pt)")
         for name, obj in self.parts.items():
-            if name in state or name not in OPTIONAL_PARTS:
+            if name in state:
                 obj.load_state_dict(state[name])
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
