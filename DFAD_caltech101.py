@@ -12,11 +12,12 @@ from torch.optim.lr_scheduler import StepLR
 from dataloader import check_num_classes, get_dataloader
 from network import gan, torchvision_resnet
 from utils.checkpoint import load_teacher
-from utils.cli import add_dfad_args, positive_int, run_main
+from utils.cli import add_dfad_args, int_at_least, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
 
 
@@ -26,15 +27,15 @@ def get_parser() -> argparse.ArgumentParser:
                   ckpt="checkpoint/teacher/caltech101-resnet34.pt", batch_size=64,
                   test_batch_size=32, epochs=300, lr_S=0.1, weight_decay=5e-4, nz=256,
                   schedule="StepLR(--step_size, gamma 0.1), stepped at epoch start")
-    parser.add_argument("--num_classes", type=positive_int(2), default=101,
+    parser.add_argument("--num_classes", type=int_at_least(2), default=101,
                         help="outputs of teacher and student (default: 101, as the original)")
     return parser
 
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-caltech101.config.json")
-    seed_everything(args.seed)  # the original seeded torch only (SPEC §10.23); seeding more is free
-    device = resolve_device(args)
+    # the original seeded torch only (SPEC §10.23); seeding more is free
+    device = setup_runtime(args)
     teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt, device)
     student = torchvision_resnet.resnet18(args.num_classes)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)

@@ -16,8 +16,9 @@ from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import ClassificationPanels, Denormalize
 
 MILESTONES = [100, 200]  # SPEC §3.2: MultiStepLR, gamma 0.1; --step_size plays no part
@@ -68,8 +69,7 @@ def main(args: argparse.Namespace) -> list[float]:
         if args.dataset != "cifar10":
             print(f"no --ckpt given: using the {args.dataset} teacher {args.ckpt}")
     dump_config(args, f"log/DFAD-{args.dataset}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     num_classes = DATASETS[args.dataset].num_classes
     teacher = load_teacher(resnet_8x.ResNet34_8x(num_classes), args.ckpt, device)
     student = resnet_8x.ResNet18_8x(num_classes)

@@ -14,25 +14,24 @@ from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_mae
 from utils.evaluation import evaluate_classification
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DFAD MNIST")
-    add_dfad_args(parser, datasets=("mnist",), model="lenet5_half",
-                  ckpt="checkpoint/teacher/mnist-lenet5.pt", batch_size=512,
-                  test_batch_size=256, epochs=40, lr_S=0.01, weight_decay=1e-4, nz=100)
-    parser.add_argument("--verbose", action="store_true",
-                        help="accepted for compatibility: log lines are always printed")
+    compat = add_dfad_args(parser, datasets=("mnist",), model="lenet5_half",
+                           ckpt="checkpoint/teacher/mnist-lenet5.pt", batch_size=512,
+                           test_batch_size=256, epochs=40, lr_S=0.01, weight_decay=1e-4, nz=100)
+    compat.add_argument("--verbose", action="store_true", help="log lines are always printed")
     return parser
 
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-mnist.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
     student = lenet.LeNet5Half()
     generator = gan.GeneratorA(nz=args.nz, nc=1, img_size=32)

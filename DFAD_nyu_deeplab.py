@@ -18,8 +18,9 @@ from utils.checkpoint import load_teacher
 from utils.cli import add_dfad_args, run_main
 from utils.dfad import Recipe, distill, generator_loss_log_mae
 from utils.evaluation import evaluate_segmentation
-from utils.misc import dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import SegmentationPanels
 from utils.segmentation_images import save_segmentation_images
 
@@ -43,8 +44,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-nyuv2.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     # The data first: a wrong --data_root is reported before 40M teacher weights load.
     _, test_loader = get_dataloader(args, train=False, device=device)
     # SPEC §10.24: no ImageNet download for a teacher whose checkpoint overwrites it anyway.

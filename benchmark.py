@@ -5,7 +5,8 @@ torch.cuda.max_memory_allocated on a GPU. Modes:
   reference  the original implementation's iteration (utils/original_iteration.py): NCHW, the
              teacher's weights take gradients, the student step's generator pass records
              autograd and is detached afterwards
-  fp32       this repo's default engine (same maths: utils/dfad.py student_step/generator_step)
+  fp32       this repo's default engine, set up as the DFAD scripts do (utils/dfad.py
+             setup_distillation, from the script's own flags; same maths)
   bf16/fp16  --amp bf16 / --amp fp16
   compile    --compile (fp32); its compilation happens in the warm-up iterations
   health     no training step: the per-epoch generator-health measurement
@@ -38,25 +39,33 @@ import torch
 from torch import nn
 from torch.optim import SGD, Adam
 
+import DFAD_caltech101
+import DFAD_camvid_deeplab
+import DFAD_cifar
+import DFAD_mnist
 from network import gan, lenet, resnet_8x, torchvision_resnet
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from utils.accel import Precision, maybe_compile
-from utils.cli import positive_int
+from utils import runtime
+from utils.accel import Precision
+from utils.cli import int_at_least
 from utils.dfad import (
     STUDENT_MOMENTUM,
     STUDENT_STEPS_PER_ITERATION,
     GeneratorLoss,
+    Recipe,
     generator_loss_log_mae,
     generator_loss_mae,
     generator_step,
     sample_noise,
+    setup_distillation,
     student_step,
 )
 from utils.eval_mode import eval_mode
+from utils.evaluation import evaluate_classification
 from utils.generator_health import GeneratorHealth, fixed_latents
 from utils.host_memory import keep_freed_memory
-from utils.misc import describe_device, why_no_cuda
 from utils.original_iteration import original_iteration
+from utils.runtime import describe_device, why_no_cuda
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 
@@ -86,12 +95,15 @@ CONFIGS = {
                               gan.GeneratorB(nz=256, nc=3, img_size=128)),
                      64, 256, generator_loss_log_mae, 0.1),
 }
+# The script whose own flags (defaults, and the mode's --amp / --compile) set up the engine.
+SCRIPT_PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
+    "mnist": DFAD_mnist.get_parser, "cifar10": DFAD_cifar.get_parser,
+    "caltech101": DFAD_caltech101.get_parser, "camvid": DFAD_camvid_deeplab.get_parser}
 
 
 def set_cudnn(autotune: bool) -> str:
-    """The scripts' cuDNN setting (utils/misc.py): deterministic, or autotuned; returns it."""
-    torch.backends.cudnn.deterministic = not autotune
-    torch.backends.cudnn.benchmark = autotune
+    """The scripts' cuDNN setting (utils/runtime.py): deterministic, or autotuned; returns it."""
+    runtime.set_cudnn(autotune)
     return (f"cuDNN {torch.backends.cudnn.version()}: "
             f"enabled={torch.backends.cudnn.enabled} "
             f"deterministic={torch.backends.cudnn.deterministic} "
@@ -103,6 +115,17 @@ def set_cudnn(autotune: bool) -> str:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def engine_args(name: str, mode: str, device: torch.device,
+                batch_size: int) -> argparse.Namespace:
+    """The config's DFAD script's flags for this mode (no generator health: timed alone)."""
+    flags = ["--device", device.type, "--batch_size", str(batch_size), "--health_batch", "0"]
+    if mode in ("bf16", "fp16"):
+        flags += ["--amp", mode]
+    if mode == "compile":
+        flags.append("--compile")
+    return SCRIPT_PARSERS[name]().parse_args(flags)
 
 
 def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: int,
@@ -117,17 +140,18 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
     teacher.to(device).eval()
     student.to(device).train()
     generator.to(device).train()
-    if mode != "reference":  # the engine's set-up (utils/dfad.py distill)
-        teacher.requires_grad_(False)
-        for net in (teacher, student, generator):
-            net.to(memory_format=torch.channels_last)
-    fused = device.type == "cuda" and mode != "reference"
-    optimizer_S = SGD(student.parameters(), lr=config.lr_S, momentum=STUDENT_MOMENTUM,
-                      weight_decay=5e-4, fused=fused)
-    optimizer_G = Adam(generator.parameters(), lr=1e-3, fused=fused)
-    precision = Precision(mode if mode in ("bf16", "fp16") else None, device)
-    compiled = mode == "compile"
-    t, s, g = (maybe_compile(net, compiled) for net in (teacher, student, generator))
+    if mode == "reference":
+        optimizer_S = SGD(student.parameters(), lr=config.lr_S, momentum=STUDENT_MOMENTUM,
+                          weight_decay=5e-4)
+        optimizer_G = Adam(generator.parameters(), lr=1e-3)
+    else:  # the engine's own set-up, from the script's own flags (utils/dfad.py)
+        teacher.requires_grad_(False)  # as utils/checkpoint.py load_teacher leaves it
+        run = setup_distillation(engine_args(name, mode, device, batch_size), teacher, student,
+                                 generator, Recipe(name, "unused.pt", config.generator_loss,
+                                                   evaluate_classification, "acc"),
+                                 device, test_loader=None)
+        t, s, g = run.train_teacher, run.train_student, run.train_generator
+        optimizer_S, optimizer_G, precision = run.optimizer_S, run.optimizer_G, run.precision
     if mode == "health":
         with torch.no_grad(), eval_mode(generator):
             shape = generator(sample_noise(2, config.nz, device)).shape[1:]
@@ -287,11 +311,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=["mnist"])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["reference", "fp32", "bf16"])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--batch_size", type=positive_int(2), default=None,
+    parser.add_argument("--batch_size", type=int_at_least(2), default=None,
                         help="override every config's paper batch size")
-    parser.add_argument("--iters", type=positive_int(1), default=3,
+    parser.add_argument("--iters", type=int_at_least(1), default=3,
                         help="timed iterations (default: 3)")
-    parser.add_argument("--warmup", type=positive_int(0), default=1,
+    parser.add_argument("--warmup", type=int_at_least(0), default=1,
                         help="untimed iterations first (default: 1; more for compile)")
     parser.add_argument("--cudnn_benchmark", action="store_true",
                         help="cuDNN autotuning, as the scripts' flag (default: deterministic)")

@@ -30,7 +30,7 @@ from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
 from utils import distributed
 from utils import ext_transforms as et
-from utils.misc import UserError
+from utils.errors import UserError
 
 
 def _mnist(root: str, train: bool, download: bool) -> Dataset:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.misc import CsvRun, UserError, read_csv_runs
+from utils.errors import UserError
+from utils.misc import CsvRun, read_csv_runs
 from utils.paper_table import mnist_table, plot_curves
 
 # (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper (SPEC §8).

@@ -12,10 +12,12 @@ from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_d
 from network import lenet, resnet_8x, torchvision_resnet
 from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
-from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
+from utils.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from utils.errors import UserError
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError, dump_config, resolve_device, seed_everything
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import (
     MINUS_ONE_TO_ONE,
     MNIST_TO_UNIT,
@@ -29,14 +31,14 @@ MODELS = ("lenet5", "resnet34_8x", "resnet34")
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a teacher network")
-    parser.add_argument("--num_classes", type=positive_int(2), default=None,
+    parser.add_argument("--num_classes", type=int_at_least(2), default=None,
                         help="classes of the model's head (default: the dataset's)")
-    parser.add_argument("--batch_size", type=positive_int(2), default=256,
+    parser.add_argument("--batch_size", type=int_at_least(2), default=256,
                         help="training batch size (default: 256)")
-    parser.add_argument("--test_batch_size", type=positive_int(1), default=128,
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=128,
                         help="test batch size (default: 128)")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
-    parser.add_argument("--epochs", type=positive_int(1), default=30,
+    parser.add_argument("--epochs", type=int_at_least(1), default=30,
                         help="training epochs (default: 30)")
     parser.add_argument("--lr", type=positive_float, default=0.1,
                         help="SGD learning rate (default: 0.1)")
@@ -47,7 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
                         help="default: mnist")
     parser.add_argument("--model", choices=MODELS, default="lenet5", help="default: lenet5")
-    parser.add_argument("--step_size", type=positive_int(1), default=50,
+    parser.add_argument("--step_size", type=int_at_least(1), default=50,
                         help="StepLR period in epochs, with --scheduler (default: 50)")
     parser.add_argument("--scheduler", action="store_true",
                         help="decay the LR by 0.1 every --step_size epochs (the original README "
@@ -87,8 +89,7 @@ def main(args: argparse.Namespace) -> float:
     num_classes = args.num_classes or DATASETS[args.dataset].num_classes
     ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
     dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     model = build_model(args.model, args.dataset, num_classes, args.pretrained)
     if args.ckpt:
         load_weights(model, args.ckpt)

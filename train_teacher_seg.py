@@ -20,11 +20,13 @@ from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
 from utils.accel import add_speed_args
 from utils.checkpoint import load_weights
-from utils.cli import add_runtime_args, non_negative_float, positive_float, positive_int, run_main
+from utils.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from utils.errors import UserError
 from utils.evaluation import evaluate_segmentation
 from utils.losses import focal_loss
-from utils.misc import UserError, dump_config, format_metrics, resolve_device, seed_everything
+from utils.misc import dump_config, format_metrics
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import SegmentationPanels
 from utils.teacher import fit_teacher
 
@@ -37,14 +39,14 @@ TEACHER_DROPOUT = 0.5  # ASPP dropout while training the teacher (SPEC §4.5); D
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a segmentation teacher (DeepLabV3)")
-    parser.add_argument("--num_classes", type=positive_int(2), default=None,
+    parser.add_argument("--num_classes", type=int_at_least(2), default=None,
                         help="classes of the model's head (default: the dataset's, 11 for "
                              "camvid, 13 for nyuv2)")
-    parser.add_argument("--batch_size", type=positive_int(2), default=16,
+    parser.add_argument("--batch_size", type=int_at_least(2), default=16,
                         help="training batch size (default: 16)")
-    parser.add_argument("--test_batch_size", type=positive_int(1), default=16,
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=16,
                         help="test batch size (default: 16)")
-    parser.add_argument("--epochs", type=positive_int(1), default=200,
+    parser.add_argument("--epochs", type=int_at_least(1), default=200,
                         help="training epochs (default: 200)")
     parser.add_argument("--lr", type=positive_float, default=0.1,
                         help="SGD learning rate (default: 0.1; the README uses 0.05 for nyuv2)")
@@ -62,7 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="SGD momentum (default: 0.9)")
     parser.add_argument("--scheduler", action="store_true",
                         help="StepLR(--step_size, --gamma), stepped at the start of each epoch")
-    parser.add_argument("--step_size", type=positive_int(1), default=100,
+    parser.add_argument("--step_size", type=int_at_least(1), default=100,
                         help="StepLR period in epochs (default: 100)")
     parser.add_argument("--gamma", type=positive_float, default=0.1,
                         help="StepLR decay factor (default: 0.1)")
@@ -103,8 +105,7 @@ def main(args: argparse.Namespace) -> float:
     num_classes = args.num_classes or DATASETS[args.dataset].num_classes
     ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
     dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
     check_num_classes(test_loader, num_classes)
     model = build_model(args, num_classes).to(device)

@@ -13,16 +13,18 @@ from network import lenet
 from utils import distributed
 from utils.accel import add_speed_args
 from utils.checkpoint import load_teacher
-from utils.cli import add_original_numerics_arg, add_runtime_args, positive_int
-from utils.misc import UserError, dump_config, resolve_device, seed_everything
+from utils.cli import add_original_numerics_arg, add_runtime_args, int_at_least
+from utils.errors import UserError
+from utils.misc import dump_config
 from utils.run_logger import RunLogger
+from utils.runtime import setup_runtime
 from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 
 TEACHER_CKPT = "checkpoint/teacher/mnist-lenet5.pt"
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, test_batch_size: int) -> None:
-    parser.add_argument("--test_batch_size", type=positive_int(1), default=test_batch_size,
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
                         help=f"batch size of the real test set (default: {test_batch_size})")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=("mnist",), default="mnist", help="default: mnist")
@@ -51,8 +53,7 @@ def mnist_run(args: argparse.Namespace, run: str, nz: int) -> MnistRun:
         raise UserError(f"{run} runs in one process (MNIST on one device): start it with "
                         "python, not torchrun")
     dump_config(args, f"log/{run}.config.json")
-    seed_everything(args.seed)
-    device = resolve_device(args)
+    device = setup_runtime(args)
     teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
     _, test_loader = get_dataloader(args, train=False, device=device)
     logger = RunLogger.from_args(args, run=run, env=run,

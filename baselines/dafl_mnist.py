@@ -17,24 +17,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python baseline
 from baselines.common import add_common_args, mnist_run
 from baselines.dafl import dafl_generator, dafl_optimizers, dafl_step
 from network import lenet
-from utils.cli import add_health_args, positive_float, positive_int, run_main
+from utils.cli import add_health_args, int_at_least, positive_float, run_main
 from utils.dfad import Recipe, distill
 from utils.evaluation import evaluate_classification
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DAFL baseline on MNIST")
-    parser.add_argument("--batch_size", type=positive_int(2), default=512,
+    parser.add_argument("--batch_size", type=int_at_least(2), default=512,
                         help="generated samples per step (default: 512)")
-    parser.add_argument("--epochs", type=positive_int(1), default=200,
+    parser.add_argument("--epochs", type=int_at_least(1), default=200,
                         help="number of epochs of --epoch_itrs steps (default: 200)")
-    parser.add_argument("--epoch_itrs", type=positive_int(1), default=120,
+    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=120,
                         help="joint steps per epoch (default: 120)")
     parser.add_argument("--lr_S", type=positive_float, default=2e-3,
                         help="student Adam learning rate (default: 2e-3)")
     parser.add_argument("--lr_G", type=positive_float, default=0.2,
                         help="generator Adam learning rate (default: 0.2)")
-    parser.add_argument("--nz", type=positive_int(1), default=100,
+    parser.add_argument("--nz", type=int_at_least(1), default=100,
                         help="latent size of the generator (default: 100)")
     add_common_args(parser, test_batch_size=64)
     add_health_args(parser)

@@ -22,7 +22,7 @@ from baselines.common import add_common_args, mnist_run
 from baselines.sources import GaussianImages, RealImages
 from dataloader import DATASETS
 from network import lenet
-from utils.cli import non_negative_float, positive_float, positive_int, run_main
+from utils.cli import int_at_least, non_negative_float, positive_float, run_main
 from utils.dfad import Recipe, distill
 from utils.evaluation import evaluate_classification
 
@@ -35,11 +35,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inputs", choices=tuple(METHODS), required=True,
                         help="original: MNIST training images (KD-ORI); random: N(0, 1) "
                              "images (RANDOM)")
-    parser.add_argument("--batch_size", type=positive_int(1), default=512,
+    parser.add_argument("--batch_size", type=int_at_least(1), default=512,
                         help="inputs per student step (default: 512)")
-    parser.add_argument("--epochs", type=positive_int(1), default=40,
+    parser.add_argument("--epochs", type=int_at_least(1), default=40,
                         help="number of 'epochs' of --epoch_itrs iterations (default: 40)")
-    parser.add_argument("--epoch_itrs", type=positive_int(1), default=50,
+    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=50,
                         help="iterations of 5 student steps per epoch (default: 50)")
     parser.add_argument("--lr_S", type=positive_float, default=0.01,
                         help="student SGD learning rate (default: 0.01)")
@@ -47,7 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="student weight decay (default: 1e-4)")
     parser.add_argument("--scheduler", action="store_true",
                         help="StepLR(--step_size, 0.1) on the student, as DFAD_mnist.py")
-    parser.add_argument("--step_size", type=positive_int(1), default=100,
+    parser.add_argument("--step_size", type=int_at_least(1), default=100,
                         help="StepLR period in epochs (default: 100)")
     add_common_args(parser, test_batch_size=256)
     # The loop's latent size: RANDOM's images are the latents themselves; KD-ORI ignores them.

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.misc import UserError
+from utils.errors import UserError
 
 BACKGROUND = "BACKGROUND_Google"  # a clutter class, not one of the 101 (SPEC §5)
 OFFICIAL_TEST_SIZE = 1695  # test images in the authors' split (SPEC §3.7, §9)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.misc import UserError
+from utils.errors import UserError
 
 SPLITS = ("train", "val", "test")
 VOID = 11  # the raw void id; it becomes the ignore index 255

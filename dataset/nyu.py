@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.misc import UserError
+from utils.errors import UserError
 
 SPLITS = ("train", "test")
 IGNORE_INDEX = 255

@@ -11,7 +11,7 @@ import torch
 from torchvision import models
 from torchvision.models import ResNet
 
-from utils.misc import UserError
+from utils.errors import UserError
 
 
 def _imagenet_state_dict(weights: models.WeightsEnum) -> dict[str, torch.Tensor]:

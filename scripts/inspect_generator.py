@@ -33,9 +33,10 @@ from dataset import camvid, nyu
 from network import gan, lenet, resnet_8x, torchvision_resnet
 from network.segmentation import deeplabv3_resnet50
 from utils.checkpoint import load_teacher, load_weights
-from utils.cli import positive_int, run_main
+from utils.cli import int_at_least, run_main
+from utils.errors import UserError
 from utils.generator_health import class_histogram, normalized_entropy
-from utils.misc import UserError, resolve_device
+from utils.runtime import resolve_device
 from utils.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
 
 LABEL_W = 40  # class index column of the classification grid
@@ -114,12 +115,12 @@ def get_parser() -> argparse.ArgumentParser:
                         help="the DFAD script it comes from (default: from the file name)")
     parser.add_argument("--ckpt", default=None,
                         help="teacher state_dict (default: the experiment script's --ckpt)")
-    parser.add_argument("--nz", type=positive_int(1), default=None,
+    parser.add_argument("--nz", type=int_at_least(1), default=None,
                         help="latent size (default: the experiment script's --nz)")
-    parser.add_argument("--samples", type=positive_int(1), default=None,
+    parser.add_argument("--samples", type=int_at_least(1), default=None,
                         help="generated samples (default: 512 for classification, 8 image / "
                              "prediction pairs for segmentation)")
-    parser.add_argument("--per_class", type=positive_int(1), default=8,
+    parser.add_argument("--per_class", type=int_at_least(1), default=8,
                         help="classification: samples shown per teacher class (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     parser.add_argument("--out", default=None,
@@ -209,7 +210,7 @@ def segmentation_picture(images: np.ndarray, logits: torch.Tensor,
 def main(args: argparse.Namespace) -> Path:
     name = experiment_name(args.generator, args.experiment)
     exp = EXPERIMENTS[name]
-    device = resolve_device(args)
+    device = resolve_device(args.device)
     nz = args.nz or exp.nz
     generator = load_weights(exp.generator(nz), args.generator).to(device).eval()
     teacher = load_teacher(exp.teacher(), args.ckpt or exp.teacher_ckpt, device)

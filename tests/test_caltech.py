@@ -12,6 +12,7 @@ from urllib.error import URLError
 import pytest
 import torch
 from caltech_fixtures import CATEGORIES, REAL_CATEGORIES, brightness, write_tiny_caltech
+from script_args import parse
 from torchvision import models
 
 import train_teacher
@@ -19,7 +20,8 @@ from dataloader import check_num_classes, get_dataloader
 from network.gan import GeneratorB
 from network.torchvision_resnet import resnet18, resnet34
 from utils.checkpoint import load_teacher
-from utils.misc import UserError, read_csv_runs
+from utils.errors import UserError
+from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]
@@ -59,11 +61,9 @@ def make_split(root: Path) -> None:
     split_tool.main(["--root", str(root)])
 
 
-def loader_args(root: Path, **overrides) -> argparse.Namespace:
-    args = dict(dataset="caltech101", data_root=str(root), batch_size=4, test_batch_size=4,
-                num_workers=0, download=False)
-    args.update(overrides)
-    return argparse.Namespace(**args)
+def loader_args(root: Path) -> argparse.Namespace:
+    return parse(train_teacher.get_parser(), dataset="caltech101", data_root=root, batch_size=4,
+                 test_batch_size=4, num_workers=0)
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

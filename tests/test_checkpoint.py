@@ -5,7 +5,7 @@ import torch
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from utils.checkpoint import load_teacher, load_weights, save_atomic
-from utils.misc import UserError
+from utils.errors import UserError
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10, write_tiny_cifar100
+from script_args import parse
 from torchvision import transforms
 
 import DFAD_cifar
+import train_teacher
 from dataloader import CIFAR_MEAN, CIFAR_STD, get_dataloader
 from network.gan import GeneratorA
 from network.resnet_8x import ResNet18_8x, ResNet34_8x
-from utils.misc import UserError, read_csv_runs, step_schedulers
+from utils.errors import UserError
+from utils.misc import read_csv_runs, step_schedulers
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"
@@ -25,8 +28,8 @@ FAST = ["--device", "cpu", "--num_workers", "0", "--batch_size", "4", "--test_ba
 
 
 def loader_args(dataset: str, root: Path) -> argparse.Namespace:
-    return argparse.Namespace(dataset=dataset, data_root=str(root), batch_size=4,
-                              test_batch_size=4, num_workers=0, download=False)
+    return parse(train_teacher.get_parser(), dataset=dataset, data_root=root, batch_size=4,
+                 test_batch_size=4, num_workers=0)
 
 
 def raw_test_images(root: Path, folder: str, name: str) -> torch.Tensor:

@@ -1,6 +1,5 @@
 """CUDA only (pytest -m cuda; scripts/gpu_check.sh runs them): fp16 + compile + resume on tiny
 MNIST, the engine on the GPU against the CPU, and two GPUs with NCCL and --sync_bn."""
-import argparse
 import copy
 import os
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
+from script_args import dfad_args
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
@@ -88,7 +88,7 @@ def test_engine_on_cuda_matches_the_cpu_reference(exact_fp32):
     nets = {"cpu": (LeNet5().eval().requires_grad_(False), LeNet5Half(),
                     GeneratorA(nz=100, nc=1, img_size=32))}
     nets["cuda"] = tuple(copy.deepcopy(net).cuda() for net in nets["cpu"])
-    args = argparse.Namespace(lr_S=0.1, lr_G=1e-3, weight_decay=5e-4, original_numerics=False)
+    args = dfad_args(lr_S=0.1, lr_G=1e-3, weight_decay=5e-4)
     optimizers = {d: dfad_optimizers(s, g, args, torch.device(d))
                   for d, (_, s, g) in nets.items()}
     for iteration in range(3):

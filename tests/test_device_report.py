@@ -1,6 +1,5 @@
 """Which device a run uses is printed at its start; an NVIDIA driver that this torch cannot use
 gives one warning line instead of a silent CPU run; --device cuda without CUDA is one line."""
-import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -8,15 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils import misc
-from utils.misc import UserError, resolve_device
+import DFAD_mnist
+from utils import runtime
+from utils.errors import UserError
+from utils.runtime import resolve_device, setup_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 no_cuda_here = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-
-
-def device_args(device: str) -> argparse.Namespace:
-    return argparse.Namespace(device=device, no_cuda=False)
 
 
 @pytest.fixture
@@ -24,13 +21,13 @@ def driver_file(tmp_path, monkeypatch) -> Path:
     """A stand-in for /dev/nvidia0: the check only asks whether the path exists."""
     path = tmp_path / "nvidia0"
     path.write_text("")
-    monkeypatch.setattr(misc, "NVIDIA_DEVICE_FILES", (str(path),))
+    monkeypatch.setattr(runtime, "NVIDIA_DEVICE_FILES", (str(path),))
     return path
 
 
 @no_cuda_here
 def test_unusable_driver_warns_in_one_line_and_runs_on_the_cpu(driver_file, capsys):
-    assert resolve_device(device_args("auto")).type == "cpu"
+    assert resolve_device("auto").type == "cpu"
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and err.startswith("warning: running on the CPU: ")
     if torch.version.cuda is not None:
@@ -42,10 +39,10 @@ def test_unusable_driver_warns_in_one_line_and_runs_on_the_cpu(driver_file, caps
 @no_cuda_here
 def test_no_warning_without_a_driver_or_when_the_cpu_is_asked_for(driver_file, monkeypatch,
                                                                   capsys):
-    resolve_device(device_args("cpu"))
+    resolve_device("cpu")
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(misc, "NVIDIA_DEVICE_FILES", (str(driver_file) + "-absent",))
-    resolve_device(device_args("auto"))
+    monkeypatch.setattr(runtime, "NVIDIA_DEVICE_FILES", (str(driver_file) + "-absent",))
+    resolve_device("auto")
     out, err = capsys.readouterr()
     assert err == "" and out.startswith("device: cpu")
 
@@ -54,7 +51,7 @@ def test_no_warning_without_a_driver_or_when_the_cpu_is_asked_for(driver_file, m
 def test_device_cuda_with_an_unusable_driver_says_why(driver_file):
     with pytest.raises(UserError, match=r"--device cuda was given but CUDA is not available "
                                         r"\(.*\): use --device cpu"):
-        resolve_device(device_args("cuda"))
+        resolve_device("cuda")
 
 
 @no_cuda_here
@@ -65,3 +62,16 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: --device cuda was given but CUDA is not available")
+
+
+def test_runtime_setup_keeps_cudnn_benchmark_after_seeding():
+    """Seeding used to reset cuDNN to deterministic: --cudnn_benchmark must survive set-up."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    try:
+        setup_runtime(DFAD_mnist.get_parser().parse_args(["--device", "cpu",
+                                                          "--cudnn_benchmark"]))
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+        setup_runtime(DFAD_mnist.get_parser().parse_args(["--no-cuda"]))
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved

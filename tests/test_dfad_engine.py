@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from script_args import dfad_args
 from torch import nn
 
 from network.gan import GeneratorA
@@ -14,6 +15,7 @@ from utils.dfad import (
     generator_loss_log_mae,
     generator_loss_mae,
     generator_step,
+    setup_distillation,
     student_step,
     train_epoch,
 )
@@ -112,10 +114,9 @@ def test_log_mae_loss():
 
 def engine_args(**overrides) -> argparse.Namespace:
     defaults = dict(epoch_itrs=2, batch_size=8, nz=NZ, log_interval=1, lr_S=0.05, lr_G=1e-3,
-                    weight_decay=1e-4, scheduler=False, epochs=2, test_only=False, stu_ckpt=None,
-                    resume=None, original_numerics=False)
+                    weight_decay=1e-4, epochs=2)
     defaults.update(overrides)
-    return argparse.Namespace(**defaults)
+    return dfad_args(**defaults)
 
 
 def test_teacher_is_bit_identical_after_training(nets):
@@ -123,10 +124,9 @@ def test_teacher_is_bit_identical_after_training(nets):
     before = copy.deepcopy(teacher.state_dict())
     recipe = Recipe(name="t", student_ckpt="s.pt", generator_loss=generator_loss_mae,
                     evaluate=evaluate_classification, metric="acc")
-    train_epoch(teacher, student, generator,
-                torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9),
-                torch.optim.Adam(generator.parameters(), lr=1e-3),
-                recipe, engine_args(), epoch=1, device=torch.device("cpu"))
+    run = setup_distillation(engine_args(), teacher, student, generator, recipe,
+                             torch.device("cpu"), test_loader=None)
+    train_epoch(run, epoch=1)
     after = teacher.state_dict()
     assert before.keys() == after.keys()
     for k in before:

@@ -13,9 +13,11 @@ import pytest
 import torch
 from mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
 from PIL import Image
+from script_args import dfad_args, parse
 from torch import nn
 
 import DFAD_mnist
+import train_teacher
 from baselines.sources import GaussianImages
 from dataloader import get_dataloader
 from network.gan import GeneratorA, GeneratorB
@@ -74,17 +76,16 @@ def tiny_classifier(width: int = 4) -> nn.Module:
 
 
 def mnist_loader(root: Path, batch_size: int = 8) -> torch.utils.data.DataLoader:
-    args = argparse.Namespace(dataset="mnist", data_root=str(root), test_batch_size=batch_size,
-                              num_workers=0)
+    args = parse(train_teacher.get_parser(), data_root=root, test_batch_size=batch_size,
+                 num_workers=0)
     return get_dataloader(args, train=False)[1]
 
 
 def run_args(**overrides) -> argparse.Namespace:
     values = dict(epoch_itrs=1, batch_size=8, nz=NZ, log_interval=1, lr_S=0.05, lr_G=1e-3,
-                  weight_decay=1e-4, scheduler=False, epochs=3, test_only=False, stu_ckpt=None,
-                  resume=None, seed=3, original_numerics=False)
+                  weight_decay=1e-4, epochs=3, seed=3)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return dfad_args(**values)
 
 
 RECIPE = Recipe(name="health", student_ckpt="checkpoint/student/health-s.pt",

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from dataloader import EpochSeeds, get_dataloader
 from utils import cli
-from utils.misc import UserError
+from utils.errors import UserError
 from utils.run_state import capture_rng, restore_rng
 from utils.sample_grids import _first_batch
 

@@ -1,4 +1,5 @@
 """End to end as a user runs them: train_teacher.py, DFAD_mnist.py on a tiny real-format MNIST."""
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +8,12 @@ import pytest
 import torch
 from mnist_fixtures import write_tiny_mnist
 
+import DFAD_caltech101
+import DFAD_cifar
+import DFAD_mnist
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
+from utils.cli import COMPAT_TITLE, int_at_least
 from utils.misc import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,3 +101,33 @@ def test_help_lists_the_original_flags():
     for flag in ("--lr_S", "--lr_G", "--epoch_itrs", "--nz", "--scheduler", "--log-interval",
                  "--test-only", "--no-cuda", "--device", "--stu_ckpt"):
         assert flag in result.stdout
+
+
+def compat_group_flags(parser) -> set[str]:
+    """The flags listed under the compatibility-only heading of a script's --help."""
+    groups = [g for g in parser._action_groups if g.title == COMPAT_TITLE]
+    assert len(groups) == 1
+    return {a.option_strings[0] for a in groups[0]._group_actions}
+
+
+def test_compatibility_only_flags_are_grouped_as_such_in_help():
+    result = run("DFAD_mnist.py", "--help", cwd=REPO)
+    heading = result.stdout.index(COMPAT_TITLE + ":")
+    assert "--momentum" in result.stdout[heading:] and "--verbose" in result.stdout[heading:]
+    assert compat_group_flags(DFAD_mnist.get_parser()) == {"--momentum", "--verbose"}
+    # CIFAR's --scheduler has fixed milestones: its --step_size is compatibility only, the StepLR
+    # rows' is not.
+    assert compat_group_flags(DFAD_cifar.get_parser()) == {"--momentum", "--step_size"}
+    assert compat_group_flags(DFAD_caltech101.get_parser()) == {"--momentum"}
+
+
+@pytest.mark.parametrize(("minimum", "text", "ok"), [
+    (0, "0", True), (1, "0", False), (1, "1", True), (2, "1", False), (2, "2", True),
+    (1, "x", False)])
+def test_int_at_least(minimum, text, ok):
+    parse = int_at_least(minimum)
+    if ok:
+        assert parse(text) == int(text)
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)

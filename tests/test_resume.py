@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
+from script_args import dfad_args
+from torch import nn
 
 import DFAD_cifar
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
+from utils.accel import Precision
 from utils.dfad import Recipe, distill, generator_loss_mae
+from utils.errors import UserError
 from utils.evaluation import evaluate_classification
-from utils.misc import UserError, read_csv_runs
-from utils.run_state import NonFiniteLoss, load_state
+from utils.misc import read_csv_runs
+from utils.run_state import NonFiniteLoss, RunState, load_state, state_of
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -211,13 +215,12 @@ def test_cifar_step_size_is_compatibility_only_elsewhere_it_is_fixed(tmp_path, m
     """DFAD_cifar's --scheduler has fixed milestones: its --step_size may change on resume; the
     other rows' StepLR period may not."""
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1,
-                              lr_G=1e-3, weight_decay=5e-4, scheduler=True, epochs=1,
-                              test_only=False, stu_ckpt=None, resume=None, momentum=0.9,
-                              step_size=100, original_numerics=False)
+    args = dfad_args(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1, lr_G=1e-3,
+                     weight_decay=5e-4, scheduler=True, epochs=1, step_size=100)
     cifar = DFAD_cifar.make_recipe("cifar10")
     tiny_distill(args, cifar)
-    resumed = argparse.Namespace(**{**vars(args), "resume": "", "epochs": 2, "step_size": 7})
+    resumed = dfad_args(epoch_itrs=1, batch_size=4, nz=8, log_interval=1, lr_S=0.1, lr_G=1e-3,
+                        weight_decay=5e-4, scheduler=True, epochs=2, step_size=7, resume="")
     step_lr = Recipe(name="steplr", student_ckpt=cifar.student_ckpt,
                      generator_loss=generator_loss_mae, evaluate=evaluate_classification,
                      metric="acc", make_scheduler=cifar.make_scheduler)
@@ -269,10 +272,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypat
     recipe = Recipe(name="nan", student_ckpt="checkpoint/student/nan.pt",
                     generator_loss=loss_that_explodes, evaluate=evaluate_classification,
                     metric="acc")
-    args = argparse.Namespace(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01,
-                              lr_G=1e-3, weight_decay=1e-4, scheduler=False, epochs=3,
-                              test_only=False, stu_ckpt=None, resume=None,
-                              original_numerics=False)
+    args = dfad_args(epoch_itrs=2, batch_size=8, nz=100, log_interval=1, lr_S=0.01, lr_G=1e-3,
+                     weight_decay=1e-4, epochs=3)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     with pytest.raises(NonFiniteLoss, match=r"generator loss at epoch 2, iteration 2 is nan.*"
@@ -283,3 +284,32 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypat
     assert state["epochs_done"] == 1 and state["iterations_done"] == 0
     LeNet5Half().load_state_dict(state["student"])
     assert all(torch.isfinite(v).all() for v in state["student"].values())
+
+
+def test_run_state_resumes_a_teacher_state_file_of_the_older_format(tmp_path):
+    """Teacher state files from before RunState hold no iterations, history, run id or
+    precision: they still resume, with those at their start values."""
+    args = dfad_args(resume=str(tmp_path / "old-state.pt"))
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    old = state_of(args, model=model, optimizer=optimizer, schedulers=[], epochs_done=3,
+                   best=0.5)
+    torch.save(old, tmp_path / "old-state.pt")
+    fresh = nn.Linear(2, 2)
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    state = RunState(str(tmp_path / "own-state.pt"), args,
+                     {"model": fresh, "optimizer": fresh_optimizer,
+                      "precision": Precision(None, torch.device("cpu"))}, [])
+    run_id = state.run_id
+    assert state.resume() == str(tmp_path / "old-state.pt")
+    assert (state.epochs_done, state.iterations_done, state.best, state.history,
+            state.run_id) == (3, 0, 0.5, [], run_id)
+    assert torch.equal(fresh.weight, model.weight)
+    assert torch.equal(fresh_optimizer.state_dict()["state"][0]["momentum_buffer"],
+                       optimizer.state_dict()["state"][0]["momentum_buffer"])
+    del old["optimizer"]  # only the objects of later versions may be missing
+    torch.save(old, tmp_path / "old-state.pt")
+    with pytest.raises(UserError, match="old-state.pt holds no optimizer: it is another "):
+        state.resume()

@@ -12,23 +12,25 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from script_args import parse
 from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
+import train_teacher_seg
 from dataloader import DATASETS, get_dataloader
 from dataset.camvid import CamVid
 from dataset.camvid import decode_target as camvid_decode
 from dataset.nyu import NYUv2
 from dataset.nyu import decode_target as nyu_decode
-from utils.misc import UserError
+from utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SIZE = (256, 341)  # shorter side 36 -> 256, longer side int(256 * 48 / 36) = 341
 
 
 def loader_args(dataset: str, root: Path, **kw) -> argparse.Namespace:
-    values = dict(dataset=dataset, data_root=str(root), batch_size=2, test_batch_size=2,
-                  num_workers=0, download=False)
-    return argparse.Namespace(**{**values, **kw})
+    values = dict(dataset=dataset, data_root=root, batch_size=2, test_batch_size=2,
+                  num_workers=0)
+    return parse(train_teacher_seg.get_parser(), **{**values, **kw})
 
 
 def resized(label: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
 """The speed-ups keep the algorithm: the optimized fp32 engine against the original's plain
 iteration (utils/original_iteration.py), within rounding by default and bit for bit under
 --original_numerics; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
-import argparse
 import copy
 import os
 import shutil
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
+from script_args import dfad_args
 
 import DFAD_mnist
 from network.gan import GeneratorA
@@ -53,10 +53,8 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
     torch.manual_seed(1)
     plain_reference(*ref, ITERS)
 
-    args = argparse.Namespace(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1,
-                              lr_S=0.05, lr_G=1e-3, weight_decay=1e-4, scheduler=False,
-                              epochs=1, test_only=False, stu_ckpt=None, resume=None,
-                              original_numerics=False)
+    args = dfad_args(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1, lr_S=0.05,
+                     lr_G=1e-3, weight_decay=1e-4, epochs=1)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
     recipe = Recipe(name="ref", student_ckpt="s.pt", generator_loss=generator_loss_mae,

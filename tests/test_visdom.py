@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from mnist_fixtures import write_tiny_mnist
 from PIL import Image
+from script_args import dfad_args
 
 from utils import visualizer
+from utils.run_logger import RunLogger
 from utils.visualizer import VisdomPlotter
 
 visdom = pytest.importorskip("visdom", reason="visdom is not installed (scripts/install.sh "
@@ -238,3 +240,16 @@ def test_page_and_every_asset_are_served_without_a_cdn(tmp_path):
                 assert response.read() or "/static/" not in absolute, url
     finally:
         stop_server(proc)
+
+
+@pytest.mark.parametrize(("resume", "kept"), [(None, False), ("", True), ("other-state.pt", True)])
+def test_a_resumed_run_appends_to_its_visdom_log(resume, kept, tmp_path, monkeypatch):
+    """A new run starts its log afresh; a resumed one (`--resume` alone or with a path) keeps the
+    plots of the epochs before the stop."""
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "log" / "DFAD-mnist.visdom.log"
+    log.parent.mkdir()
+    log.write_text("earlier epochs\n")
+    RunLogger.from_args(dfad_args(resume=resume, no_visdom=True), run="DFAD-mnist",
+                        env="DFAD-mnist")
+    assert log.exists() == kept

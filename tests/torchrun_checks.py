@@ -20,12 +20,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from mnist_fixtures import write_tiny_mnist
+from script_args import dfad_args, parse
 from torch import nn
 from torchvision import datasets
 
+import train_teacher
 from dataloader import get_dataloader
 from utils import distributed
-from utils.dfad import Recipe, generator_loss_log_mae, generator_step, train_epoch
+from utils.dfad import (
+    Recipe,
+    generator_loss_log_mae,
+    generator_step,
+    setup_distillation,
+    train_epoch,
+)
 from utils.evaluation import evaluate_classification
 from utils.run_state import GracefulStop
 from utils.teacher import train_one_epoch
@@ -60,9 +68,10 @@ def generator_gradient() -> dict[str, torch.Tensor]:
 
 
 def args(**overrides: object) -> argparse.Namespace:
-    values = dict(epoch_itrs=4, log_interval=2, batch_size=BATCH, nz=NZ, epochs=1)
+    values = dict(epoch_itrs=4, log_interval=2, batch_size=BATCH, nz=NZ, epochs=1, lr_S=0.05,
+                  weight_decay=0)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return dfad_args(**values)
 
 
 def recipe(generator_loss=generator_loss_log_mae) -> Recipe:
@@ -89,14 +98,10 @@ def counting_stop_checks() -> Iterator[list[bool]]:
 
 def training_losses() -> dict[str, object]:
     """An epoch of 4 iterations: the logged losses and how often the ranks compared stop flags."""
-    teacher, student, generator = tiny_segmentation_nets()
-    optimizer_S = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
-    optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    run = setup_distillation(args(), *tiny_segmentation_nets(), recipe(), CPU, test_loader=None)
     torch.manual_seed(2)
     with counting_stop_checks() as checks:
-        losses, done = train_epoch(teacher, distributed.wrap(student, CPU, False),
-                                   distributed.wrap(generator, CPU, False), optimizer_S,
-                                   optimizer_G, recipe(), args(), 1, CPU, stop=GracefulStop())
+        losses, done = train_epoch(run, 1)
     return {**losses, "done": done, "stop_checks": len(checks)}
 
 
@@ -124,14 +129,10 @@ def stop_on_one_rank() -> int:
             os.kill(os.getpid(), signal.SIGTERM)
         return generator_loss_log_mae(s, t)
 
-    stop = GracefulStop()
-    with stop.installed():
-        _, done = train_epoch(teacher, distributed.wrap(student, CPU, False),
-                              distributed.wrap(generator, CPU, False),
-                              torch.optim.SGD(student.parameters(), lr=0.01),
-                              torch.optim.Adam(generator.parameters(), lr=1e-3),
-                              recipe(loss_then_signal), args(epoch_itrs=6, log_interval=4), 1,
-                              CPU, stop=stop)
+    run = setup_distillation(args(epoch_itrs=6, log_interval=4), teacher, student, generator,
+                             recipe(loss_then_signal), CPU, test_loader=None)
+    with run.stop.installed():
+        _, done = train_epoch(run, 1)
     return done
 
 
@@ -149,8 +150,8 @@ def download(out: Path) -> dict[str, object]:
     real = datasets.MNIST.download
     datasets.MNIST.download = fake_download
     try:
-        train_loader, test_loader = get_dataloader(argparse.Namespace(
-            dataset="mnist", data_root=str(out / "data"), batch_size=4, test_batch_size=4,
+        train_loader, test_loader = get_dataloader(parse(
+            train_teacher.get_parser(), data_root=out / "data", batch_size=4, test_batch_size=4,
             num_workers=0, download=True, seed=1))
     finally:
         datasets.MNIST.download = real

@@ -8,14 +8,18 @@ from collections.abc import Callable, Sequence
 
 from utils import distributed
 from utils.accel import add_speed_args
+from utils.errors import UserError
 from utils.generator_health import DIVERSITY_THRESHOLD, ENTROPY_THRESHOLD, PATIENCE
 from utils.host_memory import keep_freed_memory
-from utils.misc import UserError
 from utils.run_state import Interrupted
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 
+COMPAT_TITLE = "accepted for compatibility with the original release; ignored"
 
-def positive_int(minimum: int = 1) -> Callable[[str], int]:
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum`."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -41,7 +45,7 @@ def positive_float(text: str) -> float:
 
 def batch_or_off(text: str) -> int:
     """0 (off) or a batch of at least 2: a pairwise distance needs two samples."""
-    value = positive_int(0)(text)
+    value = int_at_least(0)(text)
     if value == 1:
         raise argparse.ArgumentTypeError("must be 0 (off) or >= 2, got 1")
     return value
@@ -74,27 +78,27 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
                         help="the original flag: same as --device cpu")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--num_workers", type=positive_int(0), default=num_workers,
+    parser.add_argument("--num_workers", type=int_at_least(0), default=num_workers,
                         help="data loader workers per process, started once and kept for the "
                              "whole run; 0 loads in the main process (default: the CPUs this "
                              "process may use, divided among torchrun's processes on this "
                              f"machine, at most {MAX_DEFAULT_WORKERS}: {num_workers} here)")
     parser.add_argument("--log-interval", "--log_interval", dest="log_interval",
-                        type=positive_int(1), default=10,
+                        type=int_at_least(1), default=10,
                         help="iterations between log lines (default: 10)")
     parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
                         help="evaluate once and exit")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
                         help="continue a stopped run from its -state.pt file (alone: this run's "
                              "own state, next to its checkpoints)")
-    parser.add_argument("--save_every", type=positive_int(1), default=1, metavar="N",
+    parser.add_argument("--save_every", type=int_at_least(1), default=1, metavar="N",
                         help="write the resumable state after every N-th epoch and the last one "
                              "(default: 1; a Ctrl-C or SIGTERM writes it too, a kill loses the "
                              "epochs since the last one)")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset if it is missing (the original always tried "
                              "for MNIST and CIFAR; we only do with this flag)")
-    parser.add_argument("--visdom_port", type=positive_int(1), default=DEFAULT_PORT,
+    parser.add_argument("--visdom_port", type=int_at_least(1), default=DEFAULT_PORT,
                         help=f"visdom server port (default: {DEFAULT_PORT}, the README's "
                              f"`visdom -p {DEFAULT_PORT}`)")
     parser.add_argument("--visdom_server", default=DEFAULT_SERVER,
@@ -122,19 +126,20 @@ def add_dfad_args(
     nz: int,
     schedule: str | None = None,
     uses_step_size: bool = True,
-) -> None:
+) -> argparse._ArgumentGroup:
     """The flags of every DFAD_*.py script (SPEC §3.2); the defaults are each paper row's.
 
     `schedule` describes the row's --scheduler in --help; `uses_step_size=False` says there that
-    --step_size is accepted but ignored (CIFAR's fixed milestones, SPEC §10.22).
+    --step_size is accepted but ignored (CIFAR's fixed milestones, SPEC §10.22). Returns the
+    group of the flags accepted for compatibility only, for the script's own such flags.
     """
-    parser.add_argument("--batch_size", type=positive_int(2), default=batch_size,
+    parser.add_argument("--batch_size", type=int_at_least(2), default=batch_size,
                         help=f"generated samples per step (default: {batch_size})")
-    parser.add_argument("--test_batch_size", type=positive_int(1), default=test_batch_size,
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
                         help=f"batch size of the real test set (default: {test_batch_size})")
-    parser.add_argument("--epochs", type=positive_int(1), default=epochs,
+    parser.add_argument("--epochs", type=int_at_least(1), default=epochs,
                         help=f"number of 'epochs' of --epoch_itrs iterations (default: {epochs})")
-    parser.add_argument("--epoch_itrs", type=positive_int(1), default=50,
+    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=50,
                         help="iterations (5 student + 1 generator step) per epoch (default: 50)")
     parser.add_argument("--lr_S", type=positive_float, default=lr_S,
                         help=f"student SGD learning rate (default: {lr_S})")
@@ -142,19 +147,22 @@ def add_dfad_args(
                         help="generator Adam learning rate (default: 1e-3)")
     parser.add_argument("--weight_decay", type=non_negative_float, default=weight_decay,
                         help=f"student weight decay (default: {weight_decay})")
-    parser.add_argument("--momentum", type=float, default=0.9,
-                        help="accepted for compatibility and ignored: the student's SGD momentum "
-                             "is fixed at 0.9 as in the original (SPEC §10.16)")
-    parser.add_argument("--nz", type=positive_int(1), default=nz,
+    parser.add_argument("--nz", type=int_at_least(1), default=nz,
                         help=f"latent size of the generator (default: {nz})")
     parser.add_argument("--scheduler", action="store_true",
                         help=f"decay both learning rates: {schedule}" if schedule else
                              "decay both learning rates (the schedule is the paper row's)")
-    parser.add_argument("--step_size", type=positive_int(1), default=100,
-                        help="StepLR period in epochs, where the row uses StepLR (default: 100)"
-                             if uses_step_size else
-                             "accepted for compatibility and ignored: this script's --scheduler "
-                             "has fixed milestones (SPEC §10.22)")
+    compat = parser.add_argument_group(COMPAT_TITLE)
+    compat.add_argument("--momentum", type=float, default=0.9,
+                        help="the student's SGD momentum is fixed at 0.9 as in the original "
+                             "(SPEC §10.16)")
+    if uses_step_size:
+        parser.add_argument("--step_size", type=int_at_least(1), default=100,
+                            help="StepLR period in epochs, where the row uses StepLR "
+                                 "(default: 100)")
+    else:
+        compat.add_argument("--step_size", type=int_at_least(1), default=100,
+                            help="this script's --scheduler has fixed milestones (SPEC §10.22)")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
                         help=f"default: {datasets[0]}")
@@ -167,6 +175,7 @@ def add_dfad_args(
     add_runtime_args(parser)
     add_speed_args(parser)
     add_original_numerics_arg(parser)
+    return compat
 
 
 def add_original_numerics_arg(parser: argparse.ArgumentParser) -> None:

@@ -9,12 +9,12 @@ metric. What differs between experiments (generator loss, metric, LR schedule) i
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,24 +27,13 @@ from utils import distributed
 from utils.accel import Precision, maybe_compile
 from utils.checkpoint import companion_path, load_weights, save_atomic
 from utils.eval_mode import eval_mode
+from utils.evaluation import Evaluate
 from utils.generator_health import GeneratorHealth, summary
 from utils.misc import append_csv_row, ensure_writable, format_metrics, step_schedulers
 from utils.numerics import optimizer_options, place
 from utils.progress import progress_bar
 from utils.run_logger import RunLogger
-from utils.run_state import (
-    GracefulStop,
-    Interrupted,
-    check_finite,
-    load_state,
-    new_run_id,
-    restore_rng,
-    resume_command,
-    resume_path,
-    run_flags,
-    save_state,
-    state_due,
-)
+from utils.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
 
 STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script (SPEC §1)
 STUDENT_MOMENTUM = 0.9  # hard-coded; --momentum is ignored (SPEC §10.16)
@@ -71,7 +60,6 @@ def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FP32 = Precision(None, torch.device("cpu"))  # the default: every step in plain fp32
-Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 # (teacher, student, generator, optimizer_S, optimizer_G, z, precision) -> losses, with at least
 # "loss_S" and "loss_G": one step that trains both networks at once (the DAFL baseline).
 JointStep = Callable[..., dict[str, torch.Tensor]]
@@ -198,103 +186,46 @@ def dfad_optimizers(student: nn.Module, generator: nn.Module, args: argparse.Nam
     return optimizer_S, optimizer_G
 
 
-def train_epoch(
-    teacher: nn.Module,
-    student: nn.Module,
-    generator: nn.Module,
-    optimizer_S: Optimizer,
-    optimizer_G: Optimizer,
-    recipe: Recipe,
-    args: argparse.Namespace,
-    epoch: int,
-    device: torch.device,
-    first_iteration: int = 1,
-    stop: GracefulStop | None = None,
-    logger: RunLogger | None = None,
-    precision: Precision | None = None,
-) -> tuple[dict[str, float], int]:
-    """Iterations `first_iteration`..`epoch_itrs` of [5 student steps, 1 generator step].
+@dataclass
+class Distillation:
+    """A DFAD run ready to train: its networks, what updates them, and where it stands."""
 
-    Returns the last losses and the number of iterations completed in this epoch, which is less
-    than `epoch_itrs` when a stop was requested.
-    """
-    teacher.eval()
-    student.train()
-    generator.train()
-    loss_S = loss_G = torch.zeros((), device=device)  # on the device: they are stacked
-    trains_generator = recipe.trains_generator
-    # over the global batch, read at log points
-    logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
-    pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
-    labels: list[str] = []
-    i = first_iteration - 1
-    bar = progress_bar(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", initial=i)
-    for i in range(first_iteration, args.epoch_itrs + 1):
-        for k in range(1, recipe.student_steps + 1):
-            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
-            loss_S = student_step(teacher, student, generator, optimizer_S, z, precision)
-            pending.append(loss_S)
-            labels.append(f"student loss at epoch {epoch}, iteration {i}, student step {k}")
-        if recipe.joint_step is not None:
-            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
-            losses = recipe.joint_step(teacher, student, generator, optimizer_S, optimizer_G, z,
-                                       precision)
-            loss_S, loss_G = losses["loss_S"], losses["loss_G"]
-            pending += [loss_S, loss_G]
-            labels += [f"student loss at epoch {epoch}, iteration {i}",
-                       f"generator loss at epoch {epoch}, iteration {i}"]
-        elif recipe.generator_loss is not None:
-            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
-            loss_G = generator_step(teacher, student, generator, optimizer_G, z,
-                                    recipe.generator_loss, precision)
-            pending.append(loss_G)
-            labels.append(f"generator loss at epoch {epoch}, iteration {i}")
-        log_point = i % args.log_interval == 0 or i == args.epoch_itrs
-        stopping = stop is not None and stop.agreed(device, log_point)
-        if log_point or stopping:
-            check_finite(pending, labels, recipe.state_path)
-            pending.clear()
-            labels.clear()
-            # Each rank's loss is that of its slice; their mean is the global batch's.
-            mean_S, mean_G = distributed.global_mean(torch.stack([loss_S, loss_G])).tolist()
-            logged = {"loss_S": mean_S, "loss_G": mean_G} if trains_generator else {
-                "loss_S": mean_S}
-            g_print = f"G_Loss: {mean_G:.6f} " if trains_generator else ""
-            g_bar = f" loss_G={mean_G:.4f}" if trains_generator else ""
-            if bar.disable:
-                print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
-                      f"({100 * i / args.epoch_itrs:.0f}%)]"
-                      f"\t{g_print}S_Loss: {mean_S:.6f}", flush=True)
-            bar.set_postfix_str(f"loss_S={mean_S:.4f}{g_bar} "
-                                f"{logger.summary if logger is not None else ''}", refresh=False)
-            if logger is not None:
-                logger.losses((epoch - 1) * args.epoch_itrs + i, mean_S, logged.get("loss_G"))
-        bar.update()
-        if stopping:
-            break
-    bar.close()
-    return logged, i
+    args: argparse.Namespace
+    recipe: Recipe
+    device: torch.device
+    # The plain modules: checkpoints and evaluation use them, so their keys never change.
+    teacher: nn.Module
+    student: nn.Module
+    generator: nn.Module
+    # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
+    train_teacher: nn.Module
+    train_student: nn.Module
+    train_generator: nn.Module
+    optimizer_S: Optimizer
+    optimizer_G: Optimizer | None  # None: the KD baselines' fixed input sources
+    schedulers: list[LRScheduler]
+    precision: Precision
+    health: GeneratorHealth | None  # rank 0 of a run that trains a generator
+    state: RunState
+    logger: RunLogger | None = None
+    stop: GracefulStop = field(default_factory=GracefulStop)
 
 
-def distill(
+def setup_distillation(
     args: argparse.Namespace,
     teacher: nn.Module,
     student: nn.Module,
     generator: nn.Module,
-    test_loader: DataLoader,
     recipe: Recipe,
     device: torch.device,
+    test_loader: DataLoader | None,
     logger: RunLogger | None = None,
-) -> list[float]:
-    """The whole run: optimizers, schedulers, epochs, evaluation, checkpoints, the CSV row.
+) -> Distillation:
+    """Placement, `--stu_ckpt`, optimizers and schedulers, the generator health, `--resume`,
+    then the `--compile` / DDP views; the DFAD run and benchmark.py both start here.
 
-    After every `--save_every` epochs (and on SIGINT/SIGTERM) it writes `recipe.state_path`,
-    from which `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
-    Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
+    `test_loader` None: no generator health (it needs real images for its reference).
     """
-    main = distributed.is_main()
-    if main:
-        ensure_writable(Path(recipe.student_ckpt).parent, Path(recipe.csv_path).parent)
     distributed.local_batch(args.batch_size)
     place(args, device, student, generator, teacher)  # channels_last, or --original_numerics
     if args.stu_ckpt:
@@ -311,116 +242,198 @@ def distill(
         # The same schedule drives the generator's Adam too (SPEC §10.15).
         schedulers = [recipe.make_scheduler(opt) for opt in (optimizer_S, optimizer_G)
                       if opt is not None]
-    precision = Precision(getattr(args, "amp", "off"), device)
+    precision = Precision(args.amp, device)
+    # Rank 0 only, like the evaluation: no collective call in it, so no rank waits for another.
+    # Only a trained generator has a health to watch (not the KD baselines' fixed sources).
+    health = (GeneratorHealth.from_args(args, test_loader)
+              if distributed.is_main() and recipe.trains_generator and test_loader is not None
+              else None)
+    parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
+             "optimizer_G": optimizer_G, "precision": precision, "health": health}
+    # The health's fixed latent batch and streaks go into the resume state too.
+    state = RunState(recipe.state_path, args,
+                     {name: obj for name, obj in parts.items() if obj is not None}, schedulers)
+    # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
+    state_file = state.resume(ignored=("momentum", *recipe.compat_flags))
+    if state_file is not None:
+        print(f"resumed from {state_file}: {state.epochs_done} epochs and "
+              f"{state.iterations_done} iterations done, best {recipe.metric}={state.best:.4f}")
+    if logger is not None:  # the metrics file's lines name the run as its CSV row does
+        logger.run_id = state.run_id
+    return Distillation(
+        args, recipe, device, teacher, student, generator,
+        maybe_compile(teacher, args.compile),
+        distributed.wrap(maybe_compile(student, args.compile), device, args.sync_bn),
+        distributed.wrap(maybe_compile(generator, args.compile), device, args.sync_bn),
+        optimizer_S, optimizer_G, schedulers, precision, health, state, logger)
 
+
+def train_epoch(run: Distillation, epoch: int) -> tuple[dict[str, float], int]:
+    """Iterations `run.state.iterations_done + 1`..`epoch_itrs` of [5 student steps,
+    1 generator step] (the DAFL baseline: of its joint step).
+
+    Returns the last losses and the number of iterations completed in this epoch, which is less
+    than `epoch_itrs` when a stop was requested.
+    """
+    args, recipe, device = run.args, run.recipe, run.device
+    teacher, student, generator = run.train_teacher, run.train_student, run.train_generator
+    teacher.eval()
+    student.train()
+    generator.train()
+    loss_S = loss_G = torch.zeros((), device=device)  # on the device: they are stacked
+    trains_generator = run.recipe.trains_generator
+    logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
+    pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
+    labels: list[str] = []
+    first = run.state.iterations_done + 1
+    i = first - 1
+    bar = progress_bar(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", initial=i)
+    for i in range(first, args.epoch_itrs + 1):
+        for k in range(1, recipe.student_steps + 1):
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            loss_S = student_step(teacher, student, generator, run.optimizer_S, z, run.precision)
+            pending.append(loss_S)
+            labels.append(f"student loss at epoch {epoch}, iteration {i}, student step {k}")
+        if recipe.joint_step is not None:
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            losses = recipe.joint_step(teacher, student, generator, run.optimizer_S,
+                                       run.optimizer_G, z, run.precision)
+            loss_S, loss_G = losses["loss_S"], losses["loss_G"]
+            pending += [loss_S, loss_G]
+            labels += [f"student loss at epoch {epoch}, iteration {i}",
+                       f"generator loss at epoch {epoch}, iteration {i}"]
+        elif recipe.generator_loss is not None:
+            z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
+            loss_G = generator_step(teacher, student, generator, run.optimizer_G, z,
+                                    recipe.generator_loss, run.precision)
+            pending.append(loss_G)
+            labels.append(f"generator loss at epoch {epoch}, iteration {i}")
+        log_point = i % args.log_interval == 0 or i == args.epoch_itrs
+        stopping = run.stop.agreed(device, log_point)
+        if log_point or stopping:
+            check_finite(pending, labels, recipe.state_path)
+            pending.clear()
+            labels.clear()
+            logged = log_losses(run, epoch, i, loss_S, loss_G, bar)
+        bar.update()
+        if stopping:
+            break
+    bar.close()
+    return logged, i
+
+
+def log_losses(run: Distillation, epoch: int, i: int, loss_S: torch.Tensor,
+               loss_G: torch.Tensor, bar: Any) -> dict[str, float]:
+    """A log point: the global batch's losses to the console or progress bar and visdom."""
+    args, logger = run.args, run.logger
+    # Each rank's loss is that of its slice; their mean is the global batch's.
+    mean_S, mean_G = distributed.global_mean(torch.stack([loss_S, loss_G])).tolist()
+    trains_generator = run.recipe.trains_generator
+    g_print = f"G_Loss: {mean_G:.6f} " if trains_generator else ""
+    g_bar = f" loss_G={mean_G:.4f}" if trains_generator else ""
+    if bar.disable:
+        print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} "
+              f"({100 * i / args.epoch_itrs:.0f}%)]"
+              f"\t{g_print}S_Loss: {mean_S:.6f}", flush=True)
+    bar.set_postfix_str(f"loss_S={mean_S:.4f}{g_bar} "
+                        f"{logger.summary if logger is not None else ''}", refresh=False)
+    if logger is not None:
+        logger.losses((epoch - 1) * args.epoch_itrs + i, mean_S,
+                      mean_G if trains_generator else None)
+    return {"loss_S": mean_S, "loss_G": mean_G} if trains_generator else {"loss_S": mean_S}
+
+
+def evaluate(run: Distillation, epoch: int, test_loader: DataLoader
+             ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Rank 0, after each epoch: the test metrics and the generator's health; a new best student
+    and its generator are saved under the original names."""
+    recipe = run.recipe
+    # The test loader draws its seed from the global RNG: forking keeps the training stream
+    # independent of evaluation, and every rank's stream in step.
+    with eval_mode(run.student, run.generator), torch.random.fork_rng(devices=[]):
+        metrics = recipe.evaluate(run.student, test_loader, run.device)
+    health: dict[str, Any] = {}
+    if run.health is not None:  # utils/generator_health.py
+        with eval_mode(run.teacher, run.student, run.generator):
+            health = run.health.measure(run.teacher, run.student, run.generator, run.device)
+        run.health.watch(epoch, health)
+    if run.state.record(metrics[recipe.metric]):
+        save_atomic(run.student.state_dict(), recipe.student_ckpt)
+        save_atomic(run.generator.state_dict(), recipe.generator_ckpt)
+    return metrics, health
+
+
+def report(run: Distillation, epoch: int, metrics: dict[str, float], health: dict[str, Any],
+           losses: dict[str, float], seconds: float, test_loader: DataLoader) -> None:
+    """Rank 0, after each epoch: one console line; visdom, the metrics file and sample PNGs."""
+    metric, best = run.recipe.metric, run.state.best
+    lr_S = run.optimizer_S.param_groups[0]["lr"]
+    print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
+          f"lr_S={lr_S:.2e} | {format_metrics(losses)} | "
+          f"{summary(health) + ' | ' if health else ''}{seconds:.1f}s", flush=True)
+    if run.logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
+        run.logger.epoch(epoch, {**metrics, **losses, f"best_{metric}": best, "lr_S": lr_S,
+                                 **health})
+        if health:
+            run.logger.health(epoch, health)
+        run.logger.samples(test_loader, run.device, run.student, run.teacher, run.generator)
+
+
+def distill(
+    args: argparse.Namespace,
+    teacher: nn.Module,
+    student: nn.Module,
+    generator: nn.Module,
+    test_loader: DataLoader,
+    recipe: Recipe,
+    device: torch.device,
+    logger: RunLogger | None = None,
+) -> list[float]:
+    """The whole run: set-up, epochs, evaluation, checkpoints, the CSV row.
+
+    After every `--save_every` epochs (and on SIGINT/SIGTERM) it writes `recipe.state_path`,
+    from which `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
+    Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
+    """
+    main = distributed.is_main()
+    if main:
+        ensure_writable(Path(recipe.student_ckpt).parent, Path(recipe.csv_path).parent)
+    run = setup_distillation(args, teacher, student, generator, recipe, device, test_loader,
+                             logger)
+    state = run.state
     if args.test_only:
         metrics = recipe.evaluate(student, test_loader, device)
         print(f"Test: {format_metrics(metrics)}")
         return [metrics[recipe.metric]]
-
-    parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
-             "optimizer_G": optimizer_G, "precision": precision}
-    parts = {name: obj for name, obj in parts.items() if obj is not None}
-    # Rank 0 only, like the evaluation: no collective call in it, so no rank waits for another.
-    # Only a trained generator has a health to watch (not the KD baselines' fixed sources).
-    health = (GeneratorHealth.from_args(args, test_loader) if main and recipe.trains_generator
-              else None)
-    if health is not None:
-        parts["health"] = health  # its fixed latent batch and streaks go into the resume state
-    epochs_done, iterations_done, best, history = 0, 0, 0.0, []
-    run_id = new_run_id()
-    state_file = resume_path(args, recipe.state_path)
-    if state_file is not None:
-        # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
-        state = load_state(state_file, args, ignored=("momentum", *recipe.compat_flags))
-        for name, obj in parts.items():
-            # State files from before --amp have no "precision"; from before the generator
-            # health no "health" (its batch is then drawn again from the same seed).
-            if name in state:
-                obj.load_state_dict(state[name])
-        for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
-            scheduler.load_state_dict(saved)
-        epochs_done, iterations_done = state["epochs_done"], state["iterations_done"]
-        best, history = state["best"], list(state["history"])
-        run_id = state.get("run_id", run_id)  # state files from before run ids have none
-        restore_rng(state["rng"])
-        print(f"resumed from {state_file}: {epochs_done} epochs and {iterations_done} "
-              f"iterations done, best {recipe.metric}={best:.4f}")
-    if logger is not None:  # the metrics file's lines name the run as its CSV row does
-        logger.run_id = run_id
-
-    def save(epochs: int, iterations: int) -> None:
-        if main:
-            save_state(recipe.state_path, args, **parts, epochs_done=epochs,
-                       iterations_done=iterations, best=best, history=history, run_id=run_id,
-                       schedulers=[s.state_dict() for s in schedulers])
-
-    # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
-    # Checkpoints and evaluation use the plain modules, so their keys never change.
-    compile_ = getattr(args, "compile", False)
-    sync_bn = getattr(args, "sync_bn", False)
-    train_teacher = maybe_compile(teacher, compile_)
-    train_student = distributed.wrap(maybe_compile(student, compile_), device, sync_bn)
-    train_generator = distributed.wrap(maybe_compile(generator, compile_), device, sync_bn)
-    stop = GracefulStop()
-    with stop.installed():
-        for epoch in range(epochs_done + 1, args.epochs + 1):
+    with run.stop.installed():
+        for epoch in range(state.epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
-            resuming_mid_epoch = iterations_done > 0
-            if recipe.scheduler_at_epoch_start and not resuming_mid_epoch:
-                step_schedulers(schedulers)
-            losses, done = train_epoch(train_teacher, train_student, train_generator,
-                                       optimizer_S, optimizer_G, recipe, args, epoch, device,
-                                       iterations_done + 1, stop, logger, precision)
-            iterations_done = 0
+            if recipe.scheduler_at_epoch_start and state.iterations_done == 0:
+                step_schedulers(run.schedulers)  # not again when resuming mid-epoch
+            losses, done = train_epoch(run, epoch)
             if done < args.epoch_itrs:  # a stop was requested mid-epoch
-                save(epoch - 1, done)
-                raise Interrupted(stop.signum or signal.SIGTERM,
-                                  f"stopped at epoch {epoch}, iteration {done}; state saved to "
-                                  f"{recipe.state_path}; resume with:\n  "
-                                  f"{resume_command(recipe.state_path)}")
-            if main:
-                # The test loader draws its seed from the global RNG: forking keeps the training
-                # stream independent of evaluation, and every rank's stream in step.
-                with eval_mode(student, generator), torch.random.fork_rng(devices=[]):
-                    metrics = recipe.evaluate(student, test_loader, device)
-                gen = {}
-                if health is not None:  # utils/generator_health.py
-                    with eval_mode(teacher, student, generator):
-                        gen = health.measure(teacher, student, generator, device)
-                    health.watch(epoch, gen)
-                value = metrics[recipe.metric]
-                history.append(value)
-                if value > best:  # strictly better, as the original
-                    best = value
-                    save_atomic(student.state_dict(), recipe.student_ckpt)
-                    save_atomic(generator.state_dict(), recipe.generator_ckpt)
+                state.iterations_done = done
+                state.save()
+                raise state.interrupted(run.stop, f"stopped at epoch {epoch}, iteration {done}; "
+                                                  f"state saved to {state.path}")
+            state.epochs_done, state.iterations_done = epoch, 0
+            metrics, health = evaluate(run, epoch, test_loader) if main else ({}, {})
             if not recipe.scheduler_at_epoch_start:
-                step_schedulers(schedulers)
-            stopping = distributed.any_rank(stop.requested, device)
+                step_schedulers(run.schedulers)
+            stopping = distributed.any_rank(run.stop.requested, device)
             if state_due(args, epoch) or stopping:
-                save(epoch, 0)
+                state.save()
             if main:
-                print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {recipe.metric}="
-                      f"{best:.4f} | lr_S={optimizer_S.param_groups[0]['lr']:.2e} | "
-                      f"{format_metrics(losses)} | {summary(gen) + ' | ' if gen else ''}"
-                      f"{time.perf_counter() - start:.1f}s", flush=True)
-                if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
-                    logger.epoch(epoch, {**metrics, **losses, f"best_{recipe.metric}": best,
-                                         "lr_S": optimizer_S.param_groups[0]["lr"], **gen})
-                    if gen:
-                        logger.health(epoch, gen)
-                    logger.samples(test_loader, device, student, teacher, generator)
+                report(run, epoch, metrics, health, losses, time.perf_counter() - start,
+                       test_loader)
             if stopping and epoch < args.epochs:
-                raise Interrupted(stop.signum or signal.SIGTERM,
-                                  f"stopped after epoch {epoch}; state saved to "
-                                  f"{recipe.state_path}; resume with:\n  "
-                                  f"{resume_command(recipe.state_path)}")
+                raise state.interrupted(run.stop, f"stopped after epoch {epoch}; state saved to "
+                                                  f"{state.path}")
     if distributed.world_size() > 1:
         if not distributed.same_on_every_rank(student, device):
             raise RuntimeError("the ranks ended with different student weights")
         print(f"student weights identical on all {distributed.world_size()} ranks")
     if main:
-        print(f"Best {recipe.metric}={best:.6f}")
-        append_csv_row(recipe.csv_path, history, run_id, run_flags(args))
-    return history
+        print(f"Best {recipe.metric}={state.best:.6f}")
+        append_csv_row(recipe.csv_path, state.history, state.run_id, run_flags(args))
+    return state.history

@@ -1,6 +1,8 @@
 """Evaluation of a network on the real test set: top-1 accuracy or segmentation mIoU."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -8,6 +10,9 @@ from torch.utils.data import DataLoader
 
 from utils.eval_mode import eval_mode
 from utils.stream_metrics import StreamSegMetrics
+
+# (model, test loader, device) -> metrics; the run's recipe names the one that selects the best.
+Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 
 
 @torch.no_grad()

@@ -106,18 +106,12 @@ class GeneratorHealth:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, test_loader: DataLoader) -> GeneratorHealth | None:
-        """None when `--health_batch 0`; the real reference is the first test images.
-
-        The flags a hand-built Namespace may lack take the command line's defaults.
-        """
-        n = getattr(args, "health_batch", None)
-        n = args.batch_size if n is None else n
+        """None when `--health_batch 0`; the real reference is the first test images."""
+        n = args.batch_size if args.health_batch is None else args.health_batch
         if n == 0:
             return None
-        seed = getattr(args, "seed", 1)
-        return cls(fixed_latents(n, args.nz, seed), real_images(test_loader, n),
-                   getattr(args, "warn_entropy", ENTROPY_THRESHOLD),
-                   getattr(args, "warn_diversity", DIVERSITY_THRESHOLD))
+        return cls(fixed_latents(n, args.nz, args.seed), real_images(test_loader, n),
+                   args.warn_entropy, args.warn_diversity)
 
     def state_dict(self) -> dict[str, object]:
         return {"latents": self.latents, "streaks": dict(self.streaks)}

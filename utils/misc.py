@@ -1,12 +1,11 @@
-"""Run set-up shared by every entry script: errors, seeding, device choice, config dump."""
+"""Run bookkeeping shared by the entry scripts: output folders, the config dump, CSV rows,
+scheduler steps and metric formatting."""
 from __future__ import annotations
 
 import argparse
 import csv
 import json
 import os
-import random
-import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -14,84 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-
-class UserError(Exception):
-    """A problem the user can fix (bad path, wrong checkpoint, ...): reported as one line."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed every RNG the original seeds (SPEC §3.1 step 2) and make cudnn deterministic."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-
-
-# Present when an NVIDIA driver is loaded, whether or not this torch can use it.
-NVIDIA_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidia0", "/proc/driver/nvidia")
-
-
-def nvidia_driver_file() -> str | None:
-    return next((f for f in NVIDIA_DEVICE_FILES if os.path.exists(f)), None)
-
-
-def why_no_cuda() -> str:
-    """Why torch.cuda.is_available() is False, as far as can be told from here."""
-    if torch.version.cuda is None:
-        return f"this torch {torch.__version__} is a CPU-only build"
-    driver = nvidia_driver_file()
-    if driver is None:
-        return "no NVIDIA driver found"
-    return (f"an NVIDIA driver is present ({driver}) but torch {torch.__version__} (built for "
-            f"CUDA {torch.version.cuda}) cannot use it: the driver is probably older than this "
-            "wheel needs, or the GPU is not visible to this process (see the README, GPUs)")
-
-
-def describe_device(device: torch.device) -> str:
-    """What runs the job, for the first lines of its log: on a GPU its name, compute capability,
-    the torch, CUDA and cuDNN versions and the cuDNN setting (--cudnn_benchmark or not)."""
-    if device.type != "cuda":
-        return f"device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}"
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    props = torch.cuda.get_device_properties(index)
-    return (f"device: cuda:{index} {props.name} (compute capability {props.major}.{props.minor}, "
-            f"{props.total_memory / 2**30:.0f} GiB), torch {torch.__version__}, CUDA "
-            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()} "
-            f"({'autotuned' if torch.backends.cudnn.benchmark else 'deterministic'})")
-
-
-def resolve_device(args: argparse.Namespace) -> torch.device:
-    """`--device auto` picks CUDA when present; `--no-cuda` (the original flag) forces the CPU.
-
-    Prints the device used; `auto` falling back to the CPU next to an NVIDIA driver warns in one
-    line rather than train on the CPU unnoticed. Under torchrun this also joins the process group
-    and picks this rank's GPU.
-    """
-    from utils import distributed  # here: utils.distributed itself needs UserError
-
-    if getattr(args, "no_cuda", False) or args.device == "cpu":
-        device = torch.device("cpu")
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device cuda was given but CUDA is not available ({why_no_cuda()}): "
-                        "use --device cpu")
-    else:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if device.type == "cpu" and nvidia_driver_file() is not None and distributed.is_main():
-            print(f"warning: running on the CPU: {why_no_cuda()}", file=sys.stderr, flush=True)
-    if getattr(args, "cudnn_benchmark", False):
-        torch.backends.cudnn.deterministic = False
-        torch.backends.cudnn.benchmark = True
-    device = distributed.init(device)
-    if distributed.is_main():
-        ranks = f", rank 0 of {distributed.world_size()}" if distributed.world_size() > 1 else ""
-        print(describe_device(device) + ranks, flush=True)
-    return device
+from utils import distributed
+from utils.errors import UserError
 
 
 def ensure_writable(*folders: str | Path) -> None:
@@ -109,8 +34,6 @@ def ensure_writable(*folders: str | Path) -> None:
 
 def dump_config(args: argparse.Namespace, path: str | Path) -> None:
     """Print the full config once and write it as JSON next to the run's logs."""
-    from utils import distributed
-
     if not distributed.is_main():
         return
     config = vars(args)

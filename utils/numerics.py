@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from network.gan import Upsample2xConv3x3
-from utils.misc import UserError
+from utils.errors import UserError
 
 
 def place(args: argparse.Namespace, device: torch.device, *networks: nn.Module) -> None:

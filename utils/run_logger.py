@@ -68,7 +68,7 @@ class RunLogger:
         if not distributed.is_main():
             return None
         log_path = Path("log") / f"{run}.visdom.log"
-        if not getattr(args, "resume", None):
+        if args.resume is None:
             log_path.unlink(missing_ok=True)
         plotter = VisdomPlotter(env=args.visdom_env or env, port=args.visdom_port,
                                 server=args.visdom_server, log_path=log_path,

@@ -1,4 +1,5 @@
-"""Resumable runs (not in the original): state files, RNG capture, and graceful stops.
+"""Resumable runs (not in the original): the run's progress, state files, RNG capture, and
+graceful stops; one `RunState` serves the DFAD loop and the teacher loop.
 
 A state file holds everything a run needs to continue exactly where it stopped: the networks,
 optimizers, schedulers, progress counters, the metric history and every RNG. On the CPU a resumed
@@ -15,15 +16,17 @@ import sys
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from utils import distributed
 from utils.checkpoint import save_atomic
-from utils.misc import UserError
+from utils.errors import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",
@@ -121,7 +124,7 @@ def cpu_copy(obj: Any) -> Any:
 
 def state_due(args: argparse.Namespace, epoch: int) -> bool:
     """`--save_every N`: the state is written after every N-th epoch and after the last one."""
-    return epoch % getattr(args, "save_every", 1) == 0 or epoch == args.epochs
+    return epoch % args.save_every == 0 or epoch == args.epochs
 
 
 def load_state(path: str | Path, args: argparse.Namespace,
@@ -154,6 +157,78 @@ def resume_path(args: argparse.Namespace, own_state: str) -> str | None:
     if args.resume is None:
         return None
     return own_state if args.resume == "" else args.resume
+
+
+# Objects a state file may lack: files from before --amp have no "precision", from before the
+# generator health no "health" (its latent batch is then drawn again from the same seed).
+OPTIONAL_PARTS = ("precision", "health")
+
+
+@dataclass
+class RunState:
+    """Where a run stands (epochs and iterations done, best metric, per-epoch history, run id)
+    and the objects whose state its file holds; saved atomically, resumed exactly."""
+
+    path: str  # the run's own state file, <checkpoint stem>-state.pt
+    args: argparse.Namespace
+    parts: dict[str, Any]  # name -> an object with state_dict() / load_state_dict()
+    schedulers: list[LRScheduler]
+    epochs_done: int = 0
+    iterations_done: int = 0  # of the next epoch, when a stop came mid-epoch (DFAD)
+    best: float = 0.0
+    history: list[float] = field(default_factory=list)
+    run_id: str = field(default_factory=new_run_id)
+
+    def resume(self, ignored: Collection[str] = ()) -> str | None:
+        """With `--resume`: load the state file it names and return its path; else None.
+
+        `ignored`: flags accepted for compatibility only, which a resume may change.
+        """
+        state_file = resume_path(self.args, self.path)
+        if state_file is None:
+            return None
+        state = load_state(state_file, self.args, ignored)
+        missing = [name for name in self.parts if name not in state and name not in OPTIONAL_PARTS]
+        if missing:
+            raise UserError(f"{state_file} holds no {', '.join(missing)}: it is another "
+                            "script's state file (resume with this run's own -state.pt)")
+        for name, obj in self.parts.items():
+            if name in state:
+                obj.load_state_dict(state[name])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        self.epochs_done = state["epochs_done"]
+        self.iterations_done = state.get("iterations_done", 0)  # none in teacher state files
+        self.best = state["best"]
+        self.history = list(state.get("history", []))
+        self.run_id = state.get("run_id", self.run_id)  # state files from before run ids
+        restore_rng(state["rng"])
+        return state_file
+
+    def record(self, value: float) -> bool:
+        """An epoch's metric; True when it is a new best (strictly better, as the original)."""
+        self.history.append(value)
+        if value > self.best:
+            self.best = value
+            return True
+        return False
+
+    def contents(self) -> dict[str, Any]:
+        """The state file's content now (live tensors: `cpu_copy` it to keep it)."""
+        return state_of(self.args, **self.parts, epochs_done=self.epochs_done,
+                        iterations_done=self.iterations_done, best=self.best,
+                        history=self.history, run_id=self.run_id,
+                        schedulers=[s.state_dict() for s in self.schedulers])
+
+    def save(self) -> None:
+        """Atomically write the state file (rank 0 only: the ranks hold the same state)."""
+        if distributed.is_main():
+            save_atomic(self.contents(), self.path)
+
+    def interrupted(self, stop: GracefulStop, where: str) -> Interrupted:
+        """The exception that ends a stopped run, with the command that resumes it."""
+        return Interrupted(stop.signum or signal.SIGTERM,
+                           f"{where}; resume with:\n  {resume_command(self.path)}")
 
 
 def launcher(env: Mapping[str, str] | None = None) -> list[str]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,22 +15,11 @@ from torch.utils.data import DataLoader
 from utils import distributed
 from utils.accel import Precision, maybe_compile
 from utils.checkpoint import companion_path, save_atomic
-from utils.dfad import Evaluate
+from utils.evaluation import Evaluate
 from utils.misc import ensure_writable, format_metrics, step_schedulers
 from utils.progress import progress_bar
 from utils.run_logger import RunLogger
-from utils.run_state import (
-    GracefulStop,
-    Interrupted,
-    check_finite,
-    cpu_copy,
-    load_state,
-    restore_rng,
-    resume_command,
-    resume_path,
-    state_due,
-    state_of,
-)
+from utils.run_state import GracefulStop, RunState, check_finite, cpu_copy, state_due
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -110,65 +98,52 @@ def fit_teacher(
     """
     if distributed.is_main():
         ensure_writable(Path(ckpt_path).parent)
-    state_path = companion_path(ckpt_path, "state")
     schedulers = [scheduler] if scheduler is not None else []
-    precision = Precision(getattr(args, "amp", "off"), device)
-    epochs_done, best = 0, 0.0
-    state_file = resume_path(args, state_path)
+    precision = Precision(args.amp, device)
+    state = RunState(companion_path(ckpt_path, "state"), args,
+                     {"model": model, "optimizer": optimizer, "precision": precision}, schedulers)
+    state_file = state.resume()
     if state_file is not None:
-        state = load_state(state_file, args)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "precision" in state:  # state files from before --amp have none
-            precision.load_state_dict(state["precision"])
-        for s, saved in zip(schedulers, state["schedulers"], strict=True):
-            s.load_state_dict(saved)
-        epochs_done, best = state["epochs_done"], state["best"]
-        restore_rng(state["rng"])
-        print(f"resumed from {state_file}: {epochs_done} epochs done, best {metric}={best:.4f}")
+        print(f"resumed from {state_file}: {state.epochs_done} epochs done, best "
+              f"{metric}={state.best:.4f}")
     # Under torchrun the steps run through DDP (gradients averaged over the ranks); rank 0
     # evaluates and writes while the others wait for it in the next epoch's first step. With
     # --compile the steps call the compiled view; evaluation and checkpoints use the plain module.
-    train_model = distributed.wrap(maybe_compile(model, getattr(args, "compile", False)), device,
-                                   getattr(args, "sync_bn", False))
+    train_model = distributed.wrap(maybe_compile(model, args.compile), device, args.sync_bn)
     stop = GracefulStop()
     unwritten: dict | None = None
     with stop.installed():
-        for epoch in range(epochs_done + 1, args.epochs + 1):
+        for epoch in range(state.epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
             step_schedulers(schedulers)  # at epoch start, as the original (SPEC §3.1)
             if hasattr(train_loader.sampler, "set_epoch"):  # DistributedSampler, EpochSeeds
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
-                                         epoch, args.log_interval, args.verbose, stop, state_path,
+                                         epoch, args.log_interval, args.verbose, stop, state.path,
                                          precision)
             if distributed.any_rank(stop.requested, device):
                 if unwritten is not None:  # the last complete epoch's state, kept in memory
-                    save_atomic(unwritten, state_path)
-                raise Interrupted(stop.signum or signal.SIGTERM,
-                                  f"stopped during epoch {epoch}; {state_path} holds the state "
-                                  f"after epoch {epoch - 1}; resume with:\n  "
-                                  f"{resume_command(state_path)}")
+                    save_atomic(unwritten, state.path)
+                raise state.interrupted(stop, f"stopped during epoch {epoch}; {state.path} holds "
+                                              f"the state after epoch {epoch - 1}")
             if not distributed.is_main():
                 continue
             metrics = evaluate(model, test_loader, device)
-            if metrics[metric] > best:
-                best = metrics[metric]
+            state.epochs_done = epoch
+            if state.record(metrics[metric]):
                 save_atomic(model.state_dict(), ckpt_path)
-            state = state_of(args, model=model, optimizer=optimizer, precision=precision,
-                             schedulers=[s.state_dict() for s in schedulers], epochs_done=epoch,
-                             best=best)
             if state_due(args, epoch):
-                save_atomic(state, state_path)
+                state.save()
                 unwritten = None
             else:  # --save_every: a host copy, written only if a stop comes first
-                unwritten = cpu_copy(state)
-            print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
-                  f"lr={optimizer.param_groups[0]['lr']:.2e} | train_loss={train_loss:.4f} | "
-                  f"{time.perf_counter() - start:.1f}s", flush=True)
+                unwritten = cpu_copy(state.contents())
+            print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}="
+                  f"{state.best:.4f} | lr={optimizer.param_groups[0]['lr']:.2e} | "
+                  f"train_loss={train_loss:.4f} | {time.perf_counter() - start:.1f}s", flush=True)
             if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
-                logger.epoch(epoch, {**metrics, "train_loss": train_loss, f"best_{metric}": best,
+                logger.epoch(epoch, {**metrics, "train_loss": train_loss,
+                                     f"best_{metric}": state.best,
                                      "lr": optimizer.param_groups[0]["lr"]})
                 logger.samples(test_loader, device, model)
-    print(f"Best {metric}={best:.6f}")
-    return best
+    print(f"Best {metric}={state.best:.6f}")
+    return state.best

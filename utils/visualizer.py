@@ -44,12 +44,6 @@ def server_is_up(server: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> 
         return False
 
 
-def replay_command(log_path: str | Path, port: int = DEFAULT_PORT,
-                   server: str = DEFAULT_SERVER) -> str:
-    return (f"python -c \"import visdom; visdom.Visdom(server='http://{server}', port={port})"
-            f".replay_log('{log_path}')\"")
-
-
 def _client_class() -> type:
     """visdom's client posts with no timeout; this one gives up after POST_TIMEOUT_S."""
 
