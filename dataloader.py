@@ -249,9 +249,9 @@ def get_dataloader(
     which data-free distillation never reads (SPEC §3.1 step 3). `device` is where the batches
     go: CUDA gets pinned batches."""
     entry = DATASETS[args.dataset]
-    download = getattr(args, "download", False)
+    download = args.download
     workers = args.num_workers
-    cache = getattr(args, "cache_images", False)
+    cache = getattr(args, "cache_images", False)  # a flag of train_teacher_seg.py alone
     if cache and entry.keep_decoded is None:
         raise UserError(f"--cache_images applies to camvid and nyuv2, not {args.dataset}: "
                         "leave it out")
