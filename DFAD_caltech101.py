@@ -1,7 +1,9 @@
 """DFAD on Caltech101: ResNet-34 teacher -> ResNet-18 student (torchvision), GeneratorB, 128 px.
 
-Paper (Table 2): teacher 0.766, DFAD 0.735 +- 0.008, on the authors' train/test split (SPEC §9).
-Defaults are the original's (SPEC §3.2); its README passes --lr_S 0.05 (scripts/run_caltech101.sh).
+Paper (Table 2): teacher 0.766, DFAD 0.735 +- 0.008, on the authors' train/test split
+(docs/original-release.md#reports-from-users).
+Defaults are the original's (docs/original-release.md#script-defaults); its README passes --lr_S
+0.05 (scripts/run_caltech101.sh).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> list[float]:
     dump_config(args, "log/DFAD-caltech101.config.json")
-    # the original seeded torch only (SPEC §10.23); seeding more is free
+    # the original seeded torch only (docs/original-release.md#caltech101-seeding); seeding more is
+    # free
     device = setup_runtime(args)
     teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt, device)
     student = torchvision_resnet.resnet18(args.num_classes)

@@ -1,7 +1,7 @@
 """DFAD on CamVid: DeepLabV3-ResNet50 teacher -> DeepLabV3-MobileNetV2 student, GeneratorB 128 px.
 
 Paper (Table 3): teacher 0.594 mIoU, DFAD 0.535 (README: 0.5346 at epoch 232). Defaults are the
-original's (SPEC §3.2).
+original's (docs/original-release.md#script-defaults).
 """
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ GAMMA = 0.1
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DFAD CamVid")
-    # SPEC §10.4: the original default ended in -256.pt, a name train_teacher_seg.py never wrote.
+    # docs/original-release.md#segmentation-teacher-file-names: the original default ended in
+    # -256.pt, a name train_teacher_seg.py never wrote.
     add_dfad_args(parser, datasets=("camvid",), model="deeplabv3_mobilenet",
                   ckpt="checkpoint/teacher/camvid-deeplabv3_resnet50.pt", batch_size=64,
                   test_batch_size=16, epochs=300, lr_S=0.1, weight_decay=5e-4, nz=256,
                   schedule=f"StepLR(--step_size, {GAMMA}) on both optimizers, "
-                           "stepped at the end of each epoch (SPEC §3.1)")
+                           "stepped at the end of each epoch "
+                           "(docs/original-release.md#the-training-loop)")
     parser.add_argument("--save_img", action="store_true",
                         help="after the run, write <idx>_img/_target/_pred/_teacher.png for every "
                              "test image to results/DFAD-camvid/")
@@ -47,7 +49,8 @@ def main(args: argparse.Namespace) -> list[float]:
     device = setup_runtime(args)
     # The data first: a wrong --data_root is reported before 40M teacher weights load.
     _, test_loader = get_dataloader(args, train=False, device=device)
-    # SPEC §10.24: no ImageNet download for a teacher whose checkpoint overwrites it anyway.
+    # docs/original-release.md#needless-imagenet-download: no ImageNet download for a teacher whose
+    # checkpoint overwrites it anyway.
     teacher = load_teacher(deeplabv3_resnet50(NUM_CLASSES, pretrained_backbone=False), args.ckpt,
                            device)
     student = deeplabv3_mobilenet(NUM_CLASSES, dropout_p=0.5, pretrained_backbone=False)
@@ -59,7 +62,8 @@ def main(args: argparse.Namespace) -> list[float]:
         evaluate=evaluate_segmentation,
         metric="mIoU",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, GAMMA),
-        scheduler_at_epoch_start=False,  # SPEC §3.1: the segmentation scripts step at epoch end
+        # docs/original-release.md#the-training-loop: the segmentation scripts step at epoch end
+        scheduler_at_epoch_start=False,
     )
     logger = RunLogger.from_args(args, run="DFAD-camvid", env="DFAD-camvid",
                                  draw=SegmentationPanels(CamVid.decode_target, nz=args.nz))

@@ -1,7 +1,7 @@
 """DFAD on CIFAR-10/100: ResNet34_8x teacher -> ResNet18_8x student, GeneratorA (nz 256, 3x32x32).
 
 Paper (Table 2): CIFAR-10 teacher 0.955, DFAD 0.933 +- 0.000; CIFAR-100 teacher 0.775, DFAD
-0.677 +- 0.003. Defaults are the original's (SPEC §3.2).
+0.677 +- 0.003. Defaults are the original's (docs/original-release.md#script-defaults).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from utils.run_logger import RunLogger
 from utils.runtime import setup_runtime
 from utils.sample_grids import ClassificationPanels, Denormalize
 
-MILESTONES = [100, 200]  # SPEC §3.2: MultiStepLR, gamma 0.1; --step_size plays no part
+# docs/original-release.md#script-defaults: MultiStepLR, gamma 0.1; --step_size plays no part
+MILESTONES = [100, 200]
 
 
 def teacher_ckpt(dataset: str) -> str:
@@ -30,7 +31,8 @@ def teacher_ckpt(dataset: str) -> str:
 
 
 def make_scheduler(optimizer: Optimizer) -> MultiStepLR:
-    """Stepped at epoch start, so the LR is already decayed in epochs 100 and 200 (SPEC §3.1)."""
+    """Stepped at epoch start, so the LR is already decayed in epochs 100 and 200
+    (docs/original-release.md#the-training-loop)."""
     return MultiStepLR(optimizer, MILESTONES, gamma=0.1)
 
 

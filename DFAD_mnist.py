@@ -1,6 +1,7 @@
 """DFAD on MNIST: LeNet5 teacher -> LeNet5Half student, GeneratorA (nz 100, 1x32x32).
 
-Paper (Table 2): teacher 0.989, DFAD 0.983 +- 0.002. Defaults are the original's (SPEC §3.2).
+Paper (Table 2): teacher 0.989, DFAD 0.983 +- 0.002. Defaults are the original's
+(docs/original-release.md#script-defaults).
 """
 from __future__ import annotations
 

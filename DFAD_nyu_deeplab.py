@@ -1,7 +1,8 @@
 """DFAD on NYUv2: DeepLabV3-ResNet50 teacher -> DeepLabV3-MobileNetV2 student, GeneratorB 128 px.
 
-Paper (Table 3): teacher 0.517 mIoU, DFAD 0.364. Defaults are the original's (SPEC §3.2),
-including the NYU-only weight decay 5e-5 and StepLR gamma 0.3 (SPEC §10.15, §10.16).
+Paper (Table 3): teacher 0.517 mIoU, DFAD 0.364. Defaults are the original's
+(docs/original-release.md#script-defaults), including the NYU-only weight decay 5e-5 and StepLR
+gamma 0.3 (docs/original-release.md#scheduler-timing, #hard-coded-momentum-and-odd-defaults).
 """
 from __future__ import annotations
 
@@ -25,17 +26,19 @@ from utils.sample_grids import SegmentationPanels
 from utils.segmentation_images import save_segmentation_images
 
 NUM_CLASSES = 13
-GAMMA = 0.3  # SPEC §3.2: NYUv2 decays by 0.3, the other rows by 0.1
+GAMMA = 0.3  # docs/original-release.md#script-defaults: NYUv2 decays by 0.3, the other rows by 0.1
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DFAD NYUv2")
-    # SPEC §10.4: the original default ended in -256.pt, a name train_teacher_seg.py never wrote.
+    # docs/original-release.md#segmentation-teacher-file-names: the original default ended in
+    # -256.pt, a name train_teacher_seg.py never wrote.
     add_dfad_args(parser, datasets=("nyuv2",), model="deeplabv3_mobilenet",
                   ckpt="checkpoint/teacher/nyuv2-deeplabv3_resnet50.pt", batch_size=64,
                   test_batch_size=9, epochs=300, lr_S=0.1, weight_decay=5e-5, nz=256,
                   schedule=f"StepLR(--step_size, {GAMMA}) on both optimizers, "
-                           "stepped at the end of each epoch (SPEC §3.1)")
+                           "stepped at the end of each epoch "
+                           "(docs/original-release.md#the-training-loop)")
     parser.add_argument("--save_img", action="store_true",
                         help="after the run, write <idx>_img/_target/_pred/_teacher.png for every "
                              "test image to results/nyu-DFAD/")
@@ -47,19 +50,23 @@ def main(args: argparse.Namespace) -> list[float]:
     device = setup_runtime(args)
     # The data first: a wrong --data_root is reported before 40M teacher weights load.
     _, test_loader = get_dataloader(args, train=False, device=device)
-    # SPEC §10.24: no ImageNet download for a teacher whose checkpoint overwrites it anyway.
+    # docs/original-release.md#needless-imagenet-download: no ImageNet download for a teacher whose
+    # checkpoint overwrites it anyway.
     teacher = load_teacher(deeplabv3_resnet50(NUM_CLASSES, pretrained_backbone=False), args.ckpt,
                            device)
     student = deeplabv3_mobilenet(NUM_CLASSES, dropout_p=0.5, pretrained_backbone=False)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)
     recipe = Recipe(
-        name="nyuv2",  # SPEC §10.3: the original crashed before writing this CSV row
+        # docs/original-release.md#nyuv2-crash-before-the-csv-row: the original crashed before
+        # writing this CSV row
+        name="nyuv2",
         student_ckpt="checkpoint/student/nyuv2-deeplabv3_mobilenet.pt",
         generator_loss=generator_loss_log_mae,
         evaluate=evaluate_segmentation,
         metric="mIoU",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, GAMMA),
-        scheduler_at_epoch_start=False,  # SPEC §3.1: the segmentation scripts step at epoch end
+        # docs/original-release.md#the-training-loop: the segmentation scripts step at epoch end
+        scheduler_at_epoch_start=False,
     )
     logger = RunLogger.from_args(args, run="DFAD-nyuv2", env="DFAD-nyuv2",
                                  draw=SegmentationPanels(NYUv2.decode_target, nz=args.nz))

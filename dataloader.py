@@ -1,6 +1,7 @@
-"""`get_dataloader(args)`: the datasets of SPEC §5, one table entry per dataset, and the loaders
-that feed them at GPU speed (workers started once, pinned batches, optionally decoded images
-kept in memory) with the same random stream as plain per-epoch loaders."""
+"""`get_dataloader(args)`: the datasets of docs/original-release.md#datasets-and-on-disk-layouts,
+one table entry per dataset, and the loaders that feed them at GPU speed (workers started once,
+pinned batches, optionally decoded images kept in memory) with the same random stream as plain
+per-epoch loaders."""
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,8 @@ def _mnist(root: str, train: bool, download: bool) -> Dataset:
     )
 
 
-# SPEC §5: the CIFAR-10 statistics, used for CIFAR-100 too (as the original does).
+# docs/original-release.md#datasets-and-on-disk-layouts: the CIFAR-10 statistics, used for CIFAR-100
+# too (as the original does).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
@@ -81,8 +83,9 @@ def _caltech101(root: str, train: bool, download: bool) -> Dataset:
 
 
 def _segmentation_transforms(train: bool) -> et.ExtCompose:
-    """SPEC §5: shorter side 256; train on random 128 crops (GeneratorB's size), test on the full
-    256x341 image; Normalize(0.5, 0.5) maps to [-1, 1], GeneratorB's Tanh range (SPEC §10.17)."""
+    """docs/original-release.md#datasets-and-on-disk-layouts: shorter side 256; train on random 128
+    crops (GeneratorB's size), test on the full 256x341 image; Normalize(0.5, 0.5) maps to [-1, 1],
+    GeneratorB's Tanh range (docs/original-release.md#generator-size-versus-test-size)."""
     size = [et.ExtResize(256)]
     crop = ([et.ExtRandomCrop(128, pad_if_needed=True), et.ExtRandomHorizontalFlip()] if train
             else [])
@@ -246,8 +249,8 @@ def get_dataloader(
     args: argparse.Namespace, train: bool = True, device: torch.device | None = None
 ) -> tuple[DataLoader | None, DataLoader]:
     """(train_loader, test_loader) for `args.dataset`; `train=False` skips the training set,
-    which data-free distillation never reads (SPEC §3.1 step 3). `device` is where the batches
-    go: CUDA gets pinned batches."""
+    which data-free distillation never reads (docs/original-release.md#the-training-loop, step 3).
+    `device` is where the batches go: CUDA gets pinned batches."""
     entry = DATASETS[args.dataset]
     download = args.download
     workers = args.num_workers
@@ -264,7 +267,8 @@ def get_dataloader(
         train_loader = make_loader(train_set, distributed.local_batch(args.batch_size), sampler,
                                    workers, device)
     test_set = _build(entry, args.data_root, False, download, cache, max(1, workers))
-    # SPEC §10.20: the original's test loaders ignored --test_batch_size; ours honour it.
+    # docs/original-release.md#test-batch-size: the original's test loaders ignored
+    # --test_batch_size; ours honour it.
     test_loader = make_loader(test_set, args.test_batch_size, SequentialSampler(test_set),
                               workers, device)
     return train_loader, test_loader

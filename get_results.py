@@ -1,4 +1,5 @@
-"""Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper (SPEC §3.6).
+"""Summarise DFAD CSV logs: mean +- std of each run's best epoch, beside the paper
+(docs/original-release.md#summarising-the-runs).
 
 Each CSV row names its run and the flags that define it: runs that differ in anything but the
 seed (a smoke run beside the paper's) are summarised apart, each mean with its number of runs;
@@ -21,7 +22,8 @@ from utils.errors import UserError
 from utils.misc import CsvRun, read_csv_runs
 from utils.paper_table import mnist_table, plot_curves
 
-# (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper (SPEC §8).
+# (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper
+# (docs/original-release.md#paper-results).
 PAPER = {
     "mnist": ("acc", 0.989, 0.983, 0.002),
     "cifar10": ("acc", 0.955, 0.933, 0.000),

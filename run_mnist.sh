@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The MNIST quick start (SPEC §3.5): train the LeNet5 teacher, then distil LeNet5Half without data.
+# The MNIST quick start (docs/original-release.md#the-mnist-quick-start): train the LeNet5 teacher,
+# then distil LeNet5Half without data.
 # DATA_ROOT=../shared/data bash run_mnist.sh   uses MNIST already on disk (MNIST/raw under it).
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
 # TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".

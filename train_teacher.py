@@ -1,4 +1,5 @@
-"""Train a classification teacher from scratch on real data (SPEC §3.3)."""
+"""Train a classification teacher from scratch on real data
+(docs/original-release.md#classification-teacher-training)."""
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,8 @@ def build_model(name: str, dataset: str, num_classes: int, pretrained: bool = Fa
             raise UserError("--model lenet5 takes 1x32x32 MNIST images: use --dataset mnist")
         return lenet.LeNet5(num_classes)
     if name == "resnet34_8x":
-        # SPEC §10.1: the original called a nonexistent network.resnet.resnet34 here.
+        # docs/original-release.md#teacher-script-missing-cifar-model: the original called a
+        # nonexistent network.resnet.resnet34 here.
         if dataset not in ("cifar10", "cifar100"):
             raise UserError("--model resnet34_8x takes 3x32x32 CIFAR images: "
                             "use --dataset cifar10 or cifar100")

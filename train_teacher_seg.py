@@ -1,6 +1,7 @@
-"""Train a segmentation teacher, DeepLabV3-ResNet50, on CamVid or NYUv2 (SPEC §3.4).
+"""Train a segmentation teacher, DeepLabV3-ResNet50, on CamVid or NYUv2
+(docs/original-release.md#segmentation-teacher-training).
 
-README commands (SPEC §3.4):
+README commands (docs/original-release.md#segmentation-teacher-training):
   python train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid \
       --data_root ./data/CamVid --scheduler --lr 0.1 --num_classes 11
   python train_teacher_seg.py --dataset nyuv2 --data_root ./data/NYUv2 --scheduler --lr 0.05 \
@@ -34,7 +35,9 @@ SEG_DATASETS = ("camvid", "nyuv2")
 # The original also offered segnet_vgg13/16/19; no DFAD experiment uses them, so they are out of
 # scope here.
 MODELS = ("deeplabv3_resnet50",)
-TEACHER_DROPOUT = 0.5  # ASPP dropout while training the teacher (SPEC §4.5); DFAD loads it at 0
+# ASPP dropout while training the teacher (docs/original-release.md#deeplabv3-teacher); DFAD loads
+# it at 0
+TEACHER_DROPOUT = 0.5
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -83,7 +86,8 @@ def get_parser() -> argparse.ArgumentParser:
                              "the samples are the same as without it")
     add_runtime_args(parser)
     add_speed_args(parser)
-    # The original prints every --log_interval batches unconditionally (SPEC §3.4).
+    # The original prints every --log_interval batches unconditionally
+    # (docs/original-release.md#segmentation-teacher-training).
     parser.set_defaults(verbose=True)
     return parser
 

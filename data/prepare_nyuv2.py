@@ -1,7 +1,8 @@
 """Export the 1449 NYUv2 RGB images as <out>/480_640/IMAGE/<i>.png (i = 0..1448, .mat order).
 
-The original DFAD code reads these PNGs but never says how they were made (SPEC §5); this script
-makes them from the official labelled dataset, `nyu_depth_v2_labeled.mat` (2.8 GB):
+The original DFAD code reads these PNGs but never says how they were made
+(docs/original-release.md#datasets-and-on-disk-layouts); this script makes them from the official
+labelled dataset, `nyu_depth_v2_labeled.mat` (2.8 GB):
 
     python data/prepare_nyuv2.py --mat nyu_depth_v2_labeled.mat --out data/NYUv2
 

@@ -3,10 +3,11 @@
     python data/split_caltech101.py --root data
 
 This is NOT the authors' split. The original script listed folders in filesystem order, so its
-split cannot be re-made (SPEC §3.7); the released teacher caltech101-resnet34.pt was trained on
-the authors' split, and on any other split it is tested partly on its own training images (SPEC §9,
-original issue #2: 95.75% instead of 76.6%). For the paper's numbers use the authors'
-101_ObjectCategories_split.zip. Use this tool to train a teacher of your own, and keep its split.
+split cannot be re-made (docs/original-release.md#the-caltech101-split); the released teacher
+caltech101-resnet34.pt was trained on the authors' split, and on any other split it is tested partly
+on its own training images (docs/original-release.md#reports-from-users, original issue #2: 95.75%
+instead of 76.6%). For the paper's numbers use the authors' 101_ObjectCategories_split.zip. Use this
+tool to train a teacher of your own, and keep its split.
 
 Our split is deterministic on every filesystem: sorted listings and one seeded random.Random.
 Per category, max(int(test_ratio * n), min_test) files go to test, the rest to train.
@@ -21,7 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
-BACKGROUND = "BACKGROUND_Google"  # clutter, not one of the 101 categories (SPEC §5)
+# clutter, not one of the 101 categories (docs/original-release.md#datasets-and-on-disk-layouts)
+BACKGROUND = "BACKGROUND_Google"
 WARNING = (
     "warning: this split is NOT the authors' split. Teachers trained on the authors' split (e.g. "
     "the released caltech101-resnet34.pt) must be evaluated on the authors' split "

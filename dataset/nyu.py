@@ -1,4 +1,5 @@
-"""NYUv2 with the 13-class labels (SPEC §5): the layout the original's NYUv2 teacher used.
+"""NYUv2 with the 13-class labels (docs/original-release.md#datasets-and-on-disk-layouts): the
+layout the original's NYUv2 teacher used.
 
     <root>/nyuv2-meta-data/splits.mat                        trainNdxs / testNdxs, 1-based
     <root>/nyuv2-meta-data/{train,test}_labels_13/new_nyu_class13_<idx:04d>.png
@@ -27,12 +28,14 @@ META_FROM = "ankurhanda/nyuv2-meta-data, cloned into <data_root>/nyuv2-meta-data
 IMAGES_FROM = ("the official nyu_depth_v2_labeled.mat: run `python data/prepare_nyuv2.py "
                "--mat nyu_depth_v2_labeled.mat --out <data_root>`")
 
-# The 13 classes in meta-data order (raw label k + 1), SPEC §5.
+# The 13 classes in meta-data order (raw label k + 1),
+# docs/original-release.md#datasets-and-on-disk-layouts.
 CLASSES = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa",
            "table", "tv", "wall", "window")
 
-# Raw 0 (unlabelled) → 255, raw k → k - 1 (SPEC §5). The original's table had 14 entries; ids
-# above 13 never occur in the 13-class maps and are ignored here instead of raising.
+# Raw 0 (unlabelled) → 255, raw k → k - 1 (docs/original-release.md#datasets-and-on-disk-layouts).
+# The original's table had 14 entries; ids above 13 never occur in the 13-class maps and are ignored
+# here instead of raising.
 _LUT = torch.full((256,), IGNORE_INDEX, dtype=torch.long)
 _LUT[1:len(CLASSES) + 1] = torch.arange(len(CLASSES))
 
@@ -60,7 +63,8 @@ def remap_target(target: torch.Tensor) -> torch.Tensor:
 
 def decode_target(target: Any) -> np.ndarray:
     """Training ids → uint8 RGB: id + 1 in uint8 (255 wraps to 0, black), then the VOC palette,
-    exactly as the original colours its NYUv2 predictions (SPEC §5)."""
+    exactly as the original colours its NYUv2 predictions
+    (docs/original-release.md#datasets-and-on-disk-layouts)."""
     ids = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target)
     return COLORMAP[(ids.astype(np.int64) + 1) % 256]
 
@@ -132,7 +136,8 @@ class NYUv2(Dataset):
         image, label = self.read(index)
         if self.transforms is not None:
             image, label = self.transforms(image, label)
-        # The lookup runs after the transforms, as in the original (SPEC §5).
+        # The lookup runs after the transforms, as in the original
+        # (docs/original-release.md#datasets-and-on-disk-layouts).
         if not isinstance(label, torch.Tensor):  # no transforms: still a PIL image
             label = torch.from_numpy(np.array(label))
         return image, remap_target(label)

@@ -1,4 +1,5 @@
-"""Generators of DFAD (SPEC §4.4): GeneratorA (DAFL, 32 px) and GeneratorB (DCGAN-like, 128 px)."""
+"""Generators of DFAD (docs/original-release.md#generators): GeneratorA (DAFL, 32 px) and GeneratorB
+(DCGAN-like, 128 px)."""
 from __future__ import annotations
 
 import torch
@@ -87,7 +88,8 @@ class GeneratorA(nn.Module):
     """DAFL generator for 32x32 images (MNIST, CIFAR).
 
     It ends in Tanh followed by an affine-free BatchNorm, so samples are standardised per
-    channel rather than bounded to [-1, 1] (SPEC §10.13: kept on purpose).
+    channel rather than bounded to [-1, 1] (docs/original-release.md#generator-output-ranges: kept
+    on purpose).
     """
 
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 1, img_size: int = 32) -> None:

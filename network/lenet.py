@@ -1,4 +1,5 @@
-"""LeNet-5 teacher and its half-width student for MNIST (SPEC §4.1, from DAFL)."""
+"""LeNet-5 teacher and its half-width student for MNIST
+(docs/original-release.md#lenet5-and-lenet5half, from DAFL)."""
 from __future__ import annotations
 
 import torch

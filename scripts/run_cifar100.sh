@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# CIFAR-100 row of Table 2 (SPEC §3.3, §3.2): train the ResNet34_8x teacher, then distil
-# ResNet18_8x without data.
+# CIFAR-100 row of Table 2
+# (docs/original-release.md#classification-teacher-training, #script-defaults): train the
+# ResNet34_8x teacher, then distil ResNet18_8x without data.
 # DATA_ROOT=/path/to/datasets bash scripts/run_cifar100.sh   uses CIFAR-100 already on disk
 # (<DATA_ROOT>/cifar-100-python); otherwise the teacher step downloads it into data/.
 #
 # Teacher: the original README command, unchanged. It passes no --scheduler, so the LR stays at
-# 0.1 for all 200 epochs and --step_size 80 has no effect (SPEC §3.3, §10.19). How the paper's
-# 0.775 teacher was trained is not known (issue #3 in SPEC §9 could not reproduce it). For a
-# stronger teacher add --scheduler (StepLR every 80 epochs, x0.1):
+# 0.1 for all 200 epochs and --step_size 80 has no effect
+# (docs/original-release.md#classification-teacher-training, #teacher-training-recipes). How the
+# paper's 0.775 teacher was trained is not known (issue #3 in
+# docs/original-release.md#reports-from-users could not reproduce it). For a stronger teacher add
+# --scheduler (StepLR every 80 epochs, x0.1):
 # `bash scripts/run_cifar100.sh --scheduler` (DFAD already passes it), or use the authors'
 # released checkpoint/teacher/cifar100-resnet34_8x.pt and run only the DFAD line.
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# NYUv2 row of Table 3 (SPEC §3.4, §7): train the DeepLabV3-ResNet50 teacher, then distil the
-# DeepLabV3-MobileNetV2 student without data.
+# NYUv2 row of Table 3
+# (docs/original-release.md#segmentation-teacher-training, #dependencies-and-setup): train the
+# DeepLabV3-ResNet50 teacher, then distil the DeepLabV3-MobileNetV2 student without data.
 # DATA_ROOT is the NYUv2 folder itself (default: data/NYUv2: nyuv2-meta-data/ and the images
 # that data/prepare_nyuv2.py exports to 480_640/IMAGE/).
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in

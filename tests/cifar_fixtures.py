@@ -6,7 +6,8 @@ attributes (`train_list`, `test_list`, `meta`), so hand-written tiny files are r
 files actually written under `root` and installs them on the classes for the duration of a
 `with` block: the real class still runs its real integrity check, against the test files, and the
 original sums are restored afterwards. With the sums registered, `download=True` (what
-`dataloader.py` passes, SPEC §5) finds the files intact and never touches the network.
+`dataloader.py` passes, docs/original-release.md#datasets-and-on-disk-layouts) finds the files
+intact and never touches the network.
 `tests/run_with_tiny_cifar.py` does the same inside a subprocess before running a script.
 """
 from __future__ import annotations

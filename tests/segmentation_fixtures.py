@@ -1,4 +1,5 @@
-"""Tiny CamVid and NYUv2 trees in the real on-disk layouts of SPEC §5 (random pixels)."""
+"""Tiny CamVid and NYUv2 trees in the real on-disk layouts of
+docs/original-release.md#datasets-and-on-disk-layouts (random pixels)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -49,7 +49,8 @@ def test_tiny_cifar_through_get_dataloader(tmp_path, dataset, write, folder, tes
         train_loader, test_loader = get_dataloader(loader_args(dataset, tmp_path))
     assert len(train_loader.dataset) == 8 and len(train_loader.dataset.classes) == classes
     steps = [type(t) for t in train_loader.dataset.transform.transforms]
-    assert steps[:2] == [transforms.RandomCrop, transforms.RandomHorizontalFlip]  # SPEC §5
+    # docs/original-release.md#datasets-and-on-disk-layouts
+    assert steps[:2] == [transforms.RandomCrop, transforms.RandomHorizontalFlip]
     images, targets = next(iter(train_loader))
     assert images.shape == (4, 3, 32, 32) and set(targets.tolist()) <= set(labels["train"])
 
@@ -82,7 +83,8 @@ def test_schedule_decays_in_epochs_100_and_200(make_optimizer):
     for epoch in range(1, 251):
         step_schedulers([scheduler])  # what distill() does before each epoch's first step
         lr_in_epoch[epoch] = optimizer.param_groups[0]["lr"]
-    # SPEC §3.1: stepped at epoch start, so the decay is already in effect in epochs 100, 200.
+    # docs/original-release.md#the-training-loop: stepped at epoch start, so the decay is already in
+    # effect in epochs 100, 200.
     assert all(lr_in_epoch[e] == pytest.approx(0.1) for e in range(1, 100))
     assert all(lr_in_epoch[e] == pytest.approx(0.01) for e in range(100, 200))
     assert all(lr_in_epoch[e] == pytest.approx(0.001) for e in range(200, 251))

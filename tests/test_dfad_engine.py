@@ -26,7 +26,8 @@ NZ = 16
 
 
 def tiny_classifier(width: int) -> nn.Module:
-    """A conv net with BatchNorm, so the BN side effects of SPEC §10.11 are observable."""
+    """A conv net with BatchNorm, so the BN side effects of
+    docs/original-release.md#batchnorm-side-effects are observable."""
     return nn.Sequential(
         nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * width, 10),
@@ -93,7 +94,8 @@ def test_student_update_ignores_stale_gradients(nets):
 
 
 def test_batchnorm_side_effects_are_kept(nets):
-    """SPEC §10.11: G's BN stats move in student steps, S's BN stats move in the G step."""
+    """docs/original-release.md#batchnorm-side-effects: G's BN stats move in student steps, S's BN
+    stats move in the G step."""
     teacher, student, generator = nets
     g_stats = generator.conv_blocks0[0].running_mean.clone()
     student_step(teacher, student, generator,

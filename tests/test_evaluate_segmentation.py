@@ -1,4 +1,5 @@
-"""evaluate_segmentation: one confusion matrix over the whole test set, 255 ignored (SPEC §6)."""
+"""evaluate_segmentation: one confusion matrix over the whole test set, 255 ignored
+(docs/original-release.md#metrics-transforms-and-plotting)."""
 import math
 
 import pytest

@@ -1,4 +1,5 @@
-"""Joint image/label transforms used by the CamVid and NYUv2 loaders (SPEC §5, §6)."""
+"""Joint image/label transforms used by the CamVid and NYUv2 loaders
+(docs/original-release.md#datasets-and-on-disk-layouts, #metrics-transforms-and-plotting)."""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
-"""Focal loss of the segmentation teacher (SPEC §3.4, §10.19)."""
+"""Focal loss of the segmentation teacher
+(docs/original-release.md#segmentation-teacher-training, #teacher-training-recipes)."""
 import torch
 import torch.nn.functional as F
 

@@ -58,7 +58,8 @@ def test_generator_a(nz, nc, count):
     assert shapes(g) == expected
     x = g(torch.randn(4, nz, 1, 1))
     assert x.shape == (4, nc, 32, 32)
-    # Tanh then affine-free BN: standardised per channel in train mode, not bounded (SPEC §10.13).
+    # Tanh then affine-free BN: standardised per channel in train mode, not bounded
+    # (docs/original-release.md#generator-output-ranges).
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(nc), atol=1e-4)
 
 

@@ -1,4 +1,5 @@
-"""CIFAR ResNets (SPEC §4.2) and the torchvision Caltech101 pair (SPEC §4.3).
+"""CIFAR ResNets (docs/original-release.md#cifar-resnets) and the torchvision Caltech101 pair
+(docs/original-release.md#caltech101-resnets).
 
 Key names and shapes matter because the released teachers are loaded strictly.
 """

@@ -1,4 +1,5 @@
-"""CamVid and NYUv2 through get_dataloader on tiny trees in the real layouts (SPEC §5)."""
+"""CamVid and NYUv2 through get_dataloader on tiny trees in the real layouts
+(docs/original-release.md#datasets-and-on-disk-layouts)."""
 from __future__ import annotations
 
 import argparse

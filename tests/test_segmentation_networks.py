@@ -1,4 +1,5 @@
-"""DeepLabV3 teacher/student: checkpoint key scheme, sizes and MobileNetV2 padding (SPEC §4.5-6)."""
+"""DeepLabV3 teacher/student: checkpoint key scheme, sizes and MobileNetV2 padding
+(docs/original-release.md#deeplabv3-teacher, #deeplabv3-student)."""
 from __future__ import annotations
 
 import urllib.error
@@ -20,7 +21,7 @@ def bn_keys(prefix: str) -> set[str]:
 
 
 def head_keys(num_classes: int) -> set[str]:
-    """`classifier.*` keys as listed in SPEC §4.5."""
+    """`classifier.*` keys as listed in docs/original-release.md#deeplabv3-teacher."""
     keys = {"classifier.0.convs.0.0.weight", "classifier.0.convs.4.1.weight"}
     keys |= bn_keys("classifier.0.convs.0.1") | bn_keys("classifier.0.convs.4.2")
     for i in (1, 2, 3):
@@ -163,7 +164,8 @@ def test_saved_state_dict_reloads_strictly(factory, tmp_path) -> None:
         assert torch.equal(fresh(x), model(x))
 
 
-EXPECTED_BLOCKS = {  # index: (stride, dilation), the table of SPEC §4.6
+# index: (stride, dilation), the table of docs/original-release.md#deeplabv3-student
+EXPECTED_BLOCKS = {
     1: (1, 1), 2: (2, 1), 3: (1, 1), 4: (2, 1), 5: (1, 1), 6: (1, 1), 7: (1, 1), 8: (1, 1),
     9: (1, 1), 10: (1, 1), 11: (1, 2), 12: (1, 2), 13: (1, 2), 14: (1, 2), 15: (1, 2),
     16: (1, 2), 17: (1, 4),

@@ -73,7 +73,8 @@ def test_dfad_camvid_end_to_end_with_save_img(workdir):
 
 
 def test_dfad_nyu_end_to_end_writes_the_csv_row(workdir):
-    """SPEC §10.3: the original crashed here before writing its CSV row."""
+    """docs/original-release.md#nyuv2-crash-before-the-csv-row: the original crashed here before
+    writing its CSV row."""
     result = run("DFAD_nyu_deeplab.py", "--data_root", "data/NYUv2", *TINY_DFAD, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Best mIoU=" in result.stdout
@@ -127,7 +128,8 @@ def test_help_lists_the_original_flags():
             assert flag in text, (script.__name__, flag)
     nyu = DFAD_nyu_deeplab.get_parser().parse_args([])
     assert (nyu.weight_decay, nyu.test_batch_size, nyu.lr_S, nyu.nz) == (5e-5, 9, 0.1, 256)
-    assert nyu.ckpt == "checkpoint/teacher/nyuv2-deeplabv3_resnet50.pt"  # SPEC §10.4: no -256
+    # docs/original-release.md#segmentation-teacher-file-names: no -256
+    assert nyu.ckpt == "checkpoint/teacher/nyuv2-deeplabv3_resnet50.pt"
     camvid = DFAD_camvid_deeplab.get_parser().parse_args([])
     assert (camvid.weight_decay, camvid.test_batch_size, camvid.batch_size) == (5e-4, 16, 64)
     assert camvid.ckpt == "checkpoint/teacher/camvid-deeplabv3_resnet50.pt"

@@ -32,7 +32,7 @@ TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "
 def plain_reference(teacher, student, generator, iterations: int, lr_S: float = 0.05,
                     weight_decay: float = 1e-4) -> None:
     """The original loop on NCHW networks, with its optimizers: SGD(momentum 0.9) and Adam as
-    in SPEC §3.1, PyTorch's defaults otherwise."""
+    in docs/original-release.md#the-training-loop, PyTorch's defaults otherwise."""
     optimizer_S = torch.optim.SGD(student.parameters(), lr=lr_S, momentum=0.9,
                                   weight_decay=weight_decay)
     optimizer_G = torch.optim.Adam(generator.parameters(), lr=1e-3)

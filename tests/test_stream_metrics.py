@@ -1,4 +1,5 @@
-"""StreamSegMetrics against a confusion matrix worked out by hand (SPEC §6)."""
+"""StreamSegMetrics against a confusion matrix worked out by hand
+(docs/original-release.md#metrics-transforms-and-plotting)."""
 from __future__ import annotations
 
 import math

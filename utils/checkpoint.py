@@ -112,7 +112,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def load_teacher(model: nn.Module, path: str | Path, device: torch.device) -> nn.Module:
-    """The fixed teacher: strict load, eval mode, no parameter gradients (SPEC §10.12 FIX)."""
+    """The fixed teacher: strict load, eval mode, no parameter gradients
+    (docs/original-release.md#gradient-hygiene, FIX)."""
     if not Path(path).is_file():
         raise UserError(
             f"teacher checkpoint not found: {path} (train one with train_teacher.py, or put the "

@@ -127,11 +127,13 @@ def add_dfad_args(
     schedule: str | None = None,
     uses_step_size: bool = True,
 ) -> argparse._ArgumentGroup:
-    """The flags of every DFAD_*.py script (SPEC §3.2); the defaults are each paper row's.
+    """The flags of every DFAD_*.py script (docs/original-release.md#script-defaults); the defaults
+    are each paper row's.
 
     `schedule` describes the row's --scheduler in --help; `uses_step_size=False` says there that
-    --step_size is accepted but ignored (CIFAR's fixed milestones, SPEC §10.22). Returns the
-    group of the flags accepted for compatibility only, for the script's own such flags.
+    --step_size is accepted but ignored (CIFAR's fixed milestones,
+    docs/original-release.md#ignored-and-decorative-flags). Returns the group of the flags accepted
+    for compatibility only, for the script's own such flags.
     """
     parser.add_argument("--batch_size", type=int_at_least(2), default=batch_size,
                         help=f"generated samples per step (default: {batch_size})")
@@ -155,14 +157,15 @@ def add_dfad_args(
     compat = parser.add_argument_group(COMPAT_TITLE)
     compat.add_argument("--momentum", type=float, default=0.9,
                         help="the student's SGD momentum is fixed at 0.9 as in the original "
-                             "(SPEC §10.16)")
+                             "(docs/original-release.md#hard-coded-momentum-and-odd-defaults)")
     if uses_step_size:
         parser.add_argument("--step_size", type=int_at_least(1), default=100,
                             help="StepLR period in epochs, where the row uses StepLR "
                                  "(default: 100)")
     else:
         compat.add_argument("--step_size", type=int_at_least(1), default=100,
-                            help="this script's --scheduler has fixed milestones (SPEC §10.22)")
+                            help="this script's --scheduler has fixed milestones "
+                                 "(docs/original-release.md#ignored-and-decorative-flags)")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
                         help=f"default: {datasets[0]}")

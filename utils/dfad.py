@@ -1,4 +1,5 @@
-"""The adversarial distillation loop of DFAD (SPEC §1, §3.1), shared by every DFAD_*.py script.
+"""The adversarial distillation loop of DFAD
+(docs/original-release.md#the-method, #the-training-loop), shared by every DFAD_*.py script.
 
 Per iteration: 5 student steps on detached generator samples (imitation), then 1 generator step
 that maximises the student-teacher discrepancy through both networks (generation). Every
@@ -35,22 +36,25 @@ from utils.progress import progress_bar
 from utils.run_logger import RunLogger
 from utils.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
 
-STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script (SPEC §1)
-STUDENT_MOMENTUM = 0.9  # hard-coded; --momentum is ignored (SPEC §10.16)
+# hard-coded in every original DFAD script (docs/original-release.md#the-method)
+STUDENT_STEPS_PER_ITERATION = 5
+# hard-coded; --momentum is ignored (docs/original-release.md#hard-coded-momentum-and-odd-defaults)
+STUDENT_MOMENTUM = 0.9
 
 
 def discrepancy(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over every element of the raw logits (SPEC §1, §10.8)."""
+    """Mean absolute error over every element of the raw logits
+    (docs/original-release.md#the-method, #l1-on-raw-logits)."""
     return F.l1_loss(s, t)
 
 
 def generator_loss_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Classification generator objective: -MAE (SPEC §1)."""
+    """Classification generator objective: -MAE (docs/original-release.md#the-method)."""
     return -discrepancy(s, t)
 
 
 def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Segmentation generator objective: -log(MAE + 1) (SPEC §1).
+    """Segmentation generator objective: -log(MAE + 1) (docs/original-release.md#the-method).
 
     The log is not linear: under torchrun the MAE of the global batch goes into it (all-reduced,
     gradients included), so N processes compute the loss and gradient of one with the whole batch.
@@ -79,7 +83,7 @@ class Recipe:
     metric: str  # the key of evaluate()'s result that selects the best student
     make_scheduler: Callable[[Optimizer], LRScheduler] | None = None
     # Classification scripts step the schedulers at the start of each epoch, segmentation
-    # scripts at the end (SPEC §3.1, §10.15).
+    # scripts at the end (docs/original-release.md#the-training-loop, #scheduler-timing).
     scheduler_at_epoch_start: bool = True
     # The baselines of Table 2 reuse the loop: KD trains the student only (generator_loss None,
     # the "generator" a fixed source of inputs), DAFL replaces both steps by one joint step.
@@ -110,7 +114,8 @@ class Recipe:
 
 
 def sample_noise(batch_size: int, nz: int, device: torch.device) -> torch.Tensor:
-    """Fresh N(0, I) latents for every step (SPEC §10.10)."""
+    """Fresh N(0, I) latents for every step
+    (docs/original-release.md#step-order-and-fresh-noise)."""
     return torch.randn(batch_size, nz, 1, 1, device=device)
 
 
@@ -139,7 +144,8 @@ def student_step(
     with precision.autocast():
         with torch.no_grad():
             # The generator is in train mode here, so its BN running stats update on every
-            # student step (SPEC §10.11). no_grad gives the same values as the original's detach.
+            # student step (docs/original-release.md#batchnorm-side-effects). no_grad gives the same
+            # values as the original's detach.
             x = generator(z)
             t = teacher(x)
         s = student(x)
@@ -163,8 +169,8 @@ def generator_step(
     precision = precision or FP32
     optimizer_G.zero_grad(set_to_none=True)
     # The gradient reaches G through both networks, but the student's parameters collect none
-    # (SPEC §10.12). The student stays in train mode, so its BN running stats absorb this batch
-    # too (SPEC §10.11).
+    # (docs/original-release.md#gradient-hygiene). The student stays in train mode, so its BN
+    # running stats absorb this batch too (docs/original-release.md#batchnorm-side-effects).
     with frozen(student), distributed.no_gradient_sync(student):
         with precision.autocast():
             x = generator(z)
@@ -239,7 +245,8 @@ def setup_distillation(
         student, generator, args, device)
     schedulers: list[LRScheduler] = []
     if args.scheduler and recipe.make_scheduler is not None:
-        # The same schedule drives the generator's Adam too (SPEC §10.15).
+        # The same schedule drives the generator's Adam too
+        # (docs/original-release.md#scheduler-timing).
         schedulers = [recipe.make_scheduler(opt) for opt in (optimizer_S, optimizer_G)
                       if opt is not None]
     precision = Precision(args.amp, device)

@@ -19,7 +19,8 @@ Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 def evaluate_classification(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> dict[str, float]:
-    """Top-1 accuracy over the whole test set and the mean cross-entropy (SPEC §3.1)."""
+    """Top-1 accuracy over the whole test set and the mean cross-entropy
+    (docs/original-release.md#the-training-loop)."""
     loss_sum, correct, total = 0.0, 0, 0
     with eval_mode(model):
         for images, targets in loader:
@@ -37,7 +38,8 @@ def evaluate_segmentation(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> dict[str, float]:
     """Metrics of one confusion matrix over every test pixel (label 255 ignored), not a mean of
-    per-batch scores (SPEC §3.1, §6); 'mIoU' selects the best student."""
+    per-batch scores (docs/original-release.md#the-training-loop, #metrics-transforms-and-plotting);
+    'mIoU' selects the best student."""
     metrics: StreamSegMetrics | None = None
     with eval_mode(model):
         for images, targets in loader:

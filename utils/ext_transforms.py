@@ -1,4 +1,5 @@
-"""Joint (image, label) transforms for the segmentation datasets (SPEC §5, §6).
+"""Joint (image, label) transforms for the segmentation datasets
+(docs/original-release.md#datasets-and-on-disk-layouts, #metrics-transforms-and-plotting).
 
 Geometric transforms act on both PIL images with the same parameters; the label always uses
 nearest-neighbour interpolation so class ids are never blended. Randomness comes from Python's
@@ -50,8 +51,9 @@ class ExtRandomCrop:
     """Random crop of `size` (int or (h, w)) at the same place in image and label.
 
     `padding` pads both on all sides first. With `pad_if_needed`, a side shorter than the crop
-    pads *all four* sides by int((1 + size - dim) / 2) with 0, image and label alike (SPEC §6;
-    0 is a real class for CamVid, but after ExtResize(256) a 128 crop never needs it).
+    pads *all four* sides by int((1 + size - dim) / 2) with 0, image and label alike
+    (docs/original-release.md#metrics-transforms-and-plotting; 0 is a real class for CamVid, but
+    after ExtResize(256) a 128 crop never needs it).
     """
 
     size: int | tuple[int, int]
@@ -98,9 +100,9 @@ class ExtRandomHorizontalFlip:
 class ExtToTensor:
     """Image → float tensor in [0, 1] (C×H×W); label → **uint8** tensor (H×W) of raw ids.
 
-    uint8 as in the original (SPEC §6): datasets remap ids after this (CamVid 11 → 255, NYUv2 via
-    a lookup table). Call `.long()` before using it as an index, a loss target or a LUT index
-    (torch reads a uint8 index tensor as a mask).
+    uint8 as in the original (docs/original-release.md#metrics-transforms-and-plotting): datasets
+    remap ids after this (CamVid 11 → 255, NYUv2 via a lookup table). Call `.long()` before using it
+    as an index, a loss target or a LUT index (torch reads a uint8 index tensor as a mask).
     """
 
     def __call__(self, img: Image.Image, lbl: Image.Image) -> Pair:

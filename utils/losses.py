@@ -1,4 +1,5 @@
-"""Losses of the segmentation teacher (SPEC §3.4); DFAD's own L1 losses live in utils/dfad.py."""
+"""Losses of the segmentation teacher (docs/original-release.md#segmentation-teacher-training);
+DFAD's own L1 losses live in utils/dfad.py."""
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,9 @@ def focal_loss(
 ) -> torch.Tensor:
     """alpha * (1 - p_t)^gamma * CE per pixel, which down-weights the easy, frequent pixels.
 
-    SPEC §3.4/§10.19: the mean runs over ALL pixels, ignored ones included (their loss is 0), not
-    over the labelled ones only; this scales the loss and is kept to match the original teachers.
+    docs/original-release.md#segmentation-teacher-training, #teacher-training-recipes: the mean runs
+    over ALL pixels, ignored ones included (their loss is 0), not over the labelled ones only; this
+    scales the loss and is kept to match the original teachers.
     """
     ce = F.cross_entropy(logits, target.long(), reduction="none", ignore_index=ignore_index)
     p_t = torch.exp(-ce)

@@ -58,7 +58,7 @@ class CsvRun:
 def append_csv_row(path: str | Path, values: Sequence[float], run_id: str,
                    flags: dict[str, Any]) -> None:
     """One row per run: `run=<id>`, its defining flags as JSON, then the per-epoch metric list
-    (the original's row, SPEC §3.1). Read by get_results.py."""
+    (the original's row, docs/original-release.md#the-training-loop). Read by get_results.py."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
@@ -91,7 +91,8 @@ def read_csv_runs(path: str | Path) -> list[CsvRun]:
 def step_schedulers(schedulers: Sequence[LRScheduler]) -> None:
     """Step LR schedulers; the original steps them before the epoch's first optimizer step."""
     with warnings.catch_warnings():
-        # Stepping before the first optimizer step is deliberate (SPEC §3.1): silence the hint.
+        # Stepping before the first optimizer step is deliberate
+        # (docs/original-release.md#the-training-loop): silence the hint.
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
         for scheduler in schedulers:
             scheduler.step()

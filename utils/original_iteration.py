@@ -1,4 +1,5 @@
-"""The original release's DFAD iteration, written as plainly as it was (SPEC §1, §3.1).
+"""The original release's DFAD iteration, written as plainly as it was
+(docs/original-release.md#the-method, #the-training-loop).
 
 None of this repository's speed-ups: NCHW as the networks come, the teacher's weights taking
 gradients, the student step's generator pass recording autograd and detached afterwards, the

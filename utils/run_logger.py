@@ -1,9 +1,10 @@
 """Everything a run reports besides the console: visdom, a metrics file and sample PNGs.
 
 One object per run, handed to `distill()` / `fit_teacher()`:
-* visdom windows (SPEC §3.1-3.4): `Loss_S`, `Loss_G` every log interval, the metric (`Acc` or
-  `mIoU`) and the image panels after each evaluation, for DFAD also `gen_class_hist` and
-  `generator health`; a replayable `log/<run>.visdom.log`;
+* visdom windows (docs/original-release.md#the-training-loop, #script-defaults,
+  #classification-teacher-training, #segmentation-teacher-training): `Loss_S`, `Loss_G` every log
+  interval, the metric (`Acc` or `mIoU`) and the image panels after each evaluation, for DFAD also
+  `gen_class_hist` and `generator health`; a replayable `log/<run>.visdom.log`;
 * `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id);
 * `results/<run>/latest-<panel>.png`: the panels of the latest evaluation, overwritten each time
   (a long run would otherwise leave thousands of files).
@@ -29,7 +30,8 @@ from utils.sample_grids import Panels, save_png
 from utils.visualizer import VisdomPlotter, warn
 
 DrawPanels = Callable[..., Panels]
-METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}  # the original's window names (SPEC §3.2)
+# the original's window names (docs/original-release.md#script-defaults)
+METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}
 HEALTH_WINDOW = "generator health"
 # Panels that do not change during a run: the first test batch, its labels, and (DFAD) the
 # frozen teacher's prediction on it.

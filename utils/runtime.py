@@ -28,7 +28,7 @@ def setup_runtime(args: argparse.Namespace) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed every RNG the original seeds (SPEC §3.1 step 2)."""
+    """Seed every RNG the original seeds (docs/original-release.md#the-training-loop, step 2)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

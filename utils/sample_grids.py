@@ -1,7 +1,8 @@
 """What a run looks like: grids of generated samples, test inputs and segmentation maps.
 
-The same panels go to visdom (SPEC §3.2's windows) and to PNG files, so a run can be judged by eye
-without a server. Drawing never changes a model's train/eval mode or its BN statistics.
+The same panels go to visdom (windows of docs/original-release.md#script-defaults) and to PNG files,
+so a run can be judged by eye without a server. Drawing never changes a model's train/eval mode or
+its BN statistics.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def save_png(grid: np.ndarray, path: str | Path) -> None:
 
 @dataclass(frozen=True)
 class Denormalize:
-    """Undo the test transform's Normalize for display (not in place, unlike SPEC §6's)."""
+    """Undo the test transform's Normalize for display (not in place, unlike the original's,
+    docs/original-release.md#metrics-transforms-and-plotting)."""
 
     mean: Sequence[float]
     std: Sequence[float]
@@ -62,7 +64,8 @@ class Denormalize:
         return (x * std + mean).clamp(0, 1)
 
 
-MINUS_ONE_TO_ONE = Denormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # (x + 1) / 2, SPEC §3.2
+# (x + 1) / 2, docs/original-release.md#script-defaults
+MINUS_ONE_TO_ONE = Denormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 # The first test batch of each loader, read once: the panels show the same images every epoch,
@@ -94,7 +97,8 @@ def _grid(x: torch.Tensor) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClassificationPanels:
-    """`input` (the first test batch) and, for DFAD, `generated` (SPEC §3.2)."""
+    """`input` (the first test batch) and, for DFAD, `generated`
+    (docs/original-release.md#script-defaults)."""
 
     to_unit: Callable[[torch.Tensor], torch.Tensor]
     nz: int = 0
@@ -114,7 +118,8 @@ class ClassificationPanels:
 @dataclass(frozen=True)
 class SegmentationPanels:
     """`input`, `target`, `pred` and, for DFAD, `generated`, `teacher`, `teacher-onfake`,
-    `student-onfake` (SPEC §3.2), label maps coloured by the dataset's palette."""
+    `student-onfake` (docs/original-release.md#script-defaults), label maps coloured by the
+    dataset's palette."""
 
     decode_target: Callable[[Any], np.ndarray]
     to_unit: Callable[[torch.Tensor], torch.Tensor] = MINUS_ONE_TO_ONE

@@ -1,4 +1,5 @@
-"""`--save_img` of the segmentation DFAD scripts (SPEC §3.2): the test set as colour PNGs."""
+"""`--save_img` of the segmentation DFAD scripts (docs/original-release.md#script-defaults): the
+test set as colour PNGs."""
 from __future__ import annotations
 
 from collections.abc import Callable

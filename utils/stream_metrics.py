@@ -1,4 +1,5 @@
-"""Streaming confusion-matrix metrics for semantic segmentation (SPEC §6)."""
+"""Streaming confusion-matrix metrics for semantic segmentation
+(docs/original-release.md#metrics-transforms-and-plotting)."""
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,8 @@ class StreamSegMetrics:
     """Accumulates a confusion matrix over a test set so metrics cover all pixels, not batches.
 
     Rows are ground truth, columns predictions. Pixels whose label is outside [0, n) or equal to
-    `ignore_index` are skipped. Predictions are not checked: they must lie in [0, n) (SPEC §6).
+    `ignore_index` are skipped. Predictions are not checked: they must lie in [0, n)
+    (docs/original-release.md#metrics-transforms-and-plotting).
     """
 
     def __init__(self, n_classes: int, ignore_index: int = 255) -> None:

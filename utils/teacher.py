@@ -1,4 +1,5 @@
-"""Supervised training of the teachers (SPEC §3.3): one loop for every dataset."""
+"""Supervised training of the teachers (docs/original-release.md#classification-teacher-training):
+one loop for every dataset."""
 from __future__ import annotations
 
 import argparse
@@ -115,7 +116,8 @@ def fit_teacher(
     with stop.installed():
         for epoch in range(state.epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
-            step_schedulers(schedulers)  # at epoch start, as the original (SPEC §3.1)
+            # at epoch start, as the original (docs/original-release.md#the-training-loop)
+            step_schedulers(schedulers)
             if hasattr(train_loader.sampler, "set_epoch"):  # DistributedSampler, EpochSeeds
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,

@@ -1,4 +1,5 @@
-"""Live curves and images in visdom (SPEC §6), without ever letting logging break a run.
+"""Live curves and images in visdom (docs/original-release.md#metrics-transforms-and-plotting),
+without ever letting logging break a run.
 
 visdom is optional: without it the plotter warns once and does nothing. Without a server (or when
 the server dies mid-run) it warns once and keeps writing visdom's own log file, which replays into
@@ -57,7 +58,8 @@ def _client_class() -> type:
 
 
 class VisdomPlotter:
-    """`add_scalar` / `add_image` / `add_table` into one visdom env (SPEC §6).
+    """`add_scalar` / `add_image` / `add_table` into one visdom env
+    (docs/original-release.md#metrics-transforms-and-plotting).
 
     Every call is also appended to `log_path` (visdom's log format) when one is given, so a run
     watched live and a run without a server leave the same replayable record.

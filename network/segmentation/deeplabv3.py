@@ -1,7 +1,7 @@
 """DeepLabV3 teacher (ResNet-50) and student (MobileNetV2) of the DFAD segmentation runs.
 
-State-dict keys and shapes follow SPEC §4.5/§4.6 exactly so the authors' released checkpoints
-load with `strict=True`.
+State-dict keys and shapes follow docs/original-release.md#deeplabv3-teacher, #deeplabv3-student
+exactly so the authors' released checkpoints load with `strict=True`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from torchvision.models import ResNet50_Weights, resnet50
 
 from network.segmentation.mobilenetv2 import MobileNetV2
 
-# SPEC §4.5 / §10.18: the original uses 32 as the third rate (torchvision uses 36).
+# docs/original-release.md#deeplabv3-teacher, #checkpoint-critical-deeplab-details: the original
+# uses 32 as the third rate (torchvision uses 36).
 ASPP_RATES = (12, 24, 32)
 
 
@@ -82,7 +83,8 @@ class ASPP(nn.Module):
 
 
 class DeepLabHead(nn.Sequential):
-    """ASPP, a 3x3 conv block, then per-pixel class logits (SPEC §4.5 table)."""
+    """ASPP, a 3x3 conv block, then per-pixel class logits
+    (docs/original-release.md#deeplabv3-teacher, table)."""
 
     def __init__(
         self,
@@ -104,7 +106,8 @@ class DeepLabV3(nn.Module):
     """Backbone features → head → logits bilinearly upsampled to the input size.
 
     Returns a plain tensor (no aux head, no dict) because DFAD's L1 loss compares the logits of
-    teacher and student at input resolution (SPEC §1, §4.5).
+    teacher and student at input resolution
+    (docs/original-release.md#the-method, #deeplabv3-teacher).
     """
 
     def __init__(self, backbone: nn.Module, classifier: nn.Module) -> None:
@@ -121,7 +124,8 @@ class ResNetTrunk(nn.ModuleDict):
     """A torchvision ResNet without avgpool and fc.
 
     Keeps the children conv1..layer4 under their own names, which gives the `backbone.conv1...`
-    keys that torchvision's IntermediateLayerGetter produced in the original (SPEC §4.5, §10.7).
+    keys that torchvision's IntermediateLayerGetter produced in the original
+    (docs/original-release.md#deeplabv3-teacher, #missing-dependencies-and-old-torchvision).
     """
 
     def __init__(self, resnet: nn.Module) -> None:
@@ -159,10 +163,12 @@ def _resnet50_os8(pretrained: bool) -> nn.Module:
 def deeplabv3_resnet50(
     num_classes: int = 21, dropout_p: float = 0.0, pretrained_backbone: bool = False
 ) -> DeepLabV3:
-    """The DFAD teacher: DeepLabV3 on a dilated ResNet-50 (SPEC §4.5).
+    """The DFAD teacher: DeepLabV3 on a dilated ResNet-50
+    (docs/original-release.md#deeplabv3-teacher).
 
     `pretrained_backbone` defaults to False here (the original defaulted to True and downloaded
-    weights that the teacher checkpoint then overwrote, SPEC §10.24).
+    weights that the teacher checkpoint then overwrote,
+    docs/original-release.md#needless-imagenet-download).
     """
     backbone = ResNetTrunk(_resnet50_os8(pretrained_backbone))
     return DeepLabV3(backbone, DeepLabHead(2048, num_classes, dropout_p=dropout_p))
@@ -171,7 +177,8 @@ def deeplabv3_resnet50(
 def deeplabv3_mobilenet(
     num_classes: int = 21, dropout_p: float = 0.0, pretrained_backbone: bool = False
 ) -> DeepLabV3:
-    """The DFAD student: DeepLabV3 (not V3+) on MobileNetV2 with output stride 8 (SPEC §4.6)."""
+    """The DFAD student: DeepLabV3 (not V3+) on MobileNetV2 with output stride 8
+    (docs/original-release.md#deeplabv3-student)."""
     if pretrained_backbone:
         raise ValueError(
             "pretrained_backbone=True is not supported for MobileNetV2: the original weights URL "

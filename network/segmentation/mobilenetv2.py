@@ -1,4 +1,5 @@
-"""MobileNetV2 backbone of the DFAD student, with an output-stride option (SPEC §4.6).
+"""MobileNetV2 backbone of the DFAD student, with an output-stride option
+(docs/original-release.md#deeplabv3-student).
 
 The layout follows the jfzhang95 variant the original release used, because the released student
 checkpoints (`backbone.features.N...`) and their numerics depend on it.
@@ -9,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (expansion t, output channels c, repeats n, first stride s), SPEC §4.6.
+# (expansion t, output channels c, repeats n, first stride s),
+# docs/original-release.md#deeplabv3-student.
 INVERTED_RESIDUAL_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
     (1, 16, 1, 1),
     (6, 24, 2, 2),
@@ -33,9 +35,10 @@ def fixed_padding(x: torch.Tensor, kernel_size: int, dilation: int) -> torch.Ten
 class InvertedResidual(nn.Module):
     """MobileNetV2 block whose *input* is padded before the whole conv sequence.
 
-    SPEC §4.6 / §10.18: the depthwise conv has padding 0 and the block input is zero-padded first,
-    so for t > 1 the 1x1 expansion sees the padded border and the border becomes relu6(BN(0))
-    instead of 0. Kept on purpose: the released checkpoints were trained this way.
+    docs/original-release.md#deeplabv3-student, #checkpoint-critical-deeplab-details: the depthwise
+    conv has padding 0 and the block input is zero-padded first, so for t > 1 the 1x1 expansion sees
+    the padded border and the border becomes relu6(BN(0)) instead of 0. Kept on purpose: the
+    released checkpoints were trained this way.
     """
 
     kernel_size = 3
@@ -70,7 +73,8 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2 feature extractor without the final 1x1 conv to 1280 (SPEC §4.6).
+    """MobileNetV2 feature extractor without the final 1x1 conv to 1280
+    (docs/original-release.md#deeplabv3-student).
 
     Once the running stride reaches `output_stride`, later groups use stride 1 and grow the
     dilation instead, so DeepLabV3 gets a denser feature map (stride 8 in DFAD).
@@ -105,7 +109,8 @@ class MobileNetV2(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # SPEC §4.6: kaiming_normal_ with PyTorch's defaults for convs, BN to identity.
+        # docs/original-release.md#deeplabv3-student: kaiming_normal_ with PyTorch's defaults for
+        # convs, BN to identity.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
