@@ -41,6 +41,17 @@ def plain_reference(teacher, student, generator, iterations: int, lr_S: float = 
                            generator_loss_mae, torch.device("cpu"))
 
 
+def run_engine(args, teacher, student, generator, name: str) -> None:
+    """`distill` on the CPU from the reference's seed, with a tiny test set to evaluate on."""
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
+    recipe = Recipe(name=name, student_ckpt="s.pt", generator_loss=generator_loss_mae,
+                    evaluate=evaluate_classification, metric="acc")
+    torch.manual_seed(1)
+    distill(args, teacher.requires_grad_(False), student, generator, loader, recipe,
+            torch.device("cpu"))
+
+
 def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
@@ -55,13 +66,7 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
 
     args = dfad_args(epoch_itrs=ITERS, batch_size=BATCH, nz=NZ, log_interval=1, lr_S=0.05,
                      lr_G=1e-3, weight_decay=1e-4, epochs=1)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
-    recipe = Recipe(name="ref", student_ckpt="s.pt", generator_loss=generator_loss_mae,
-                    evaluate=evaluate_classification, metric="acc")
-    torch.manual_seed(1)
-    distill(args, teacher.requires_grad_(False), student, generator, loader, recipe,
-            torch.device("cpu"))
+    run_engine(args, teacher, student, generator, "ref")
 
     # The biases of the generator convolutions that feed a train-mode BatchNorm have a zero
     # gradient in exact arithmetic (BN removes any constant); what they get is rounding noise,
@@ -104,13 +109,7 @@ def test_original_numerics_engine_is_bit_identical_to_the_original_iteration(tmp
     torch.manual_seed(1)
     plain_reference(*ref, args.epochs * args.epoch_itrs, args.lr_S, args.weight_decay)
 
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
-    recipe = Recipe(name="original", student_ckpt="s.pt", generator_loss=generator_loss_mae,
-                    evaluate=evaluate_classification, metric="acc")
-    torch.manual_seed(1)
-    distill(args, teacher.requires_grad_(False), student, generator, loader, recipe,
-            torch.device("cpu"))
+    run_engine(args, teacher, student, generator, "original")
 
     assert not student.conv2.weight.is_contiguous(memory_format=torch.channels_last)  # NCHW
     assert generator.conv_blocks1[0].phase_kernels is False
