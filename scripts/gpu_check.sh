@@ -225,14 +225,7 @@ until_time() {
   timeout --kill-after=15 "$s" "$@"
 }
 
-script_of() {  # the training script of a Table 2 method
-  case $1 in
-    KD_ORI) echo "$REPO/baselines/kd_mnist.py --inputs original" ;;
-    RANDOM) echo "$REPO/baselines/kd_mnist.py --inputs random" ;;
-    DAFL) echo "$REPO/baselines/dafl_mnist.py" ;;
-    DFAD) echo "$REPO/DFAD_mnist.py" ;;
-  esac
-}
+source scripts/table2_methods.sh
 
 # run_one METHOD SEED FOLDER [FLAGS]: one run at the paper's settings in its own folder; its
 # output in FOLDER/stdout.log, "exit seconds" in FOLDER/exit_and_seconds.
@@ -244,7 +237,7 @@ run_one() {
     cd "$dir" || exit 1
     t0=$(date +%s)
     # shellcheck disable=SC2046,SC2086  # the script and its fixed flags; the device flags
-    until_time "$MNIST_DEADLINE" "$PYTHON" $(script_of "$method") \
+    until_time "$MNIST_DEADLINE" "$PYTHON" $(table2_script "$method") \
       --ckpt checkpoint/teacher/mnist-lenet5.pt --data_root "$DATA" --seed "$seed" \
       $(device_flags) "${RUN_SIZE[@]}" "$@" >stdout.log 2>&1
     r=$?

@@ -36,19 +36,11 @@ else
     --model lenet5 --weight_decay 1e-4 --data_root "$DATA_ROOT" --download ${TEACHER_ARGS:-}
 fi
 
-command_of() {  # the training script of a method
-  case $1 in
-    KD_ORI) echo "$REPO/baselines/kd_mnist.py --inputs original" ;;
-    RANDOM) echo "$REPO/baselines/kd_mnist.py --inputs random" ;;
-    DAFL) echo "$REPO/baselines/dafl_mnist.py" ;;
-    DFAD) echo "$REPO/DFAD_mnist.py" ;;
-    *) echo "unknown method $1 in METHODS (use KD_ORI RANDOM DAFL DFAD)" >&2; return 1 ;;
-  esac
-}
+source scripts/table2_methods.sh
 
 for seed in $SEEDS; do
   for method in $METHODS; do
-    script=$(command_of "$method")
+    script=$(table2_script "$method")
     work=$RUNS/$method-s$seed
     if [ -f "$work/DONE" ]; then
       echo "===== $method seed $seed: done before, skipped ($work) ====="
