@@ -12,15 +12,16 @@ import argparse
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import check_num_classes, get_dataloader
+from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.evaluation import evaluate_classification
+from engine.flags import add_dfad_args
 from network import gan, torchvision_resnet
-from utils.checkpoint import load_teacher
-from utils.cli import add_dfad_args, int_at_least, run_main
-from utils.dfad import Recipe, distill, generator_loss_mae
-from utils.evaluation import evaluate_classification
-from utils.misc import dump_config
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
+from runtime.checkpoint import load_teacher
+from runtime.cli import int_at_least, run_main
+from runtime.run_files import dump_config
+from runtime.startup import setup_runtime
 
 
 def get_parser() -> argparse.ArgumentParser:

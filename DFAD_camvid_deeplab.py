@@ -11,18 +11,19 @@ from torch.optim.lr_scheduler import StepLR
 
 from dataloader import get_dataloader
 from dataset.camvid import CamVid
+from engine.dfad import Recipe, distill, generator_loss_log_mae
+from engine.evaluation import evaluate_segmentation
+from engine.flags import add_dfad_args
 from network import gan
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from utils import distributed
-from utils.checkpoint import load_teacher
-from utils.cli import add_dfad_args, run_main
-from utils.dfad import Recipe, distill, generator_loss_log_mae
-from utils.evaluation import evaluate_segmentation
-from utils.misc import dump_config
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import SegmentationPanels
-from utils.segmentation_images import save_segmentation_images
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import SegmentationPanels
+from reporting.segmentation_images import save_segmentation_images
+from runtime import distributed
+from runtime.checkpoint import load_teacher
+from runtime.cli import run_main
+from runtime.run_files import dump_config
+from runtime.startup import setup_runtime
 
 NUM_CLASSES = 11
 GAMMA = 0.1

@@ -11,15 +11,16 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, get_dataloader
+from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.evaluation import evaluate_classification
+from engine.flags import add_dfad_args
 from network import gan, resnet_8x
-from utils.checkpoint import load_teacher
-from utils.cli import add_dfad_args, run_main
-from utils.dfad import Recipe, distill, generator_loss_mae
-from utils.evaluation import evaluate_classification
-from utils.misc import dump_config
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import ClassificationPanels, Denormalize
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import ClassificationPanels, Denormalize
+from runtime.checkpoint import load_teacher
+from runtime.cli import run_main
+from runtime.run_files import dump_config
+from runtime.startup import setup_runtime
 
 # docs/original-release.md#script-defaults: MultiStepLR, gamma 0.1; --step_size plays no part
 MILESTONES = [100, 200]

@@ -29,9 +29,9 @@ from torchvision import datasets, transforms
 from dataset.caltech import Caltech101
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
-from utils import distributed
+from runtime import distributed
+from runtime.errors import UserError
 from utils import ext_transforms as et
-from utils.errors import UserError
 
 
 def _mnist(root: str, train: bool, download: bool) -> Dataset:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import UserError
-from utils.misc import CsvRun, read_csv_runs
-from utils.paper_table import mnist_table, plot_curves
+from runtime.errors import UserError
+from tables.csv_rows import CsvRun, read_csv_runs
+from tables.paper_table import mnist_table, plot_curves
 
 # (metric, teacher, DFAD mean, DFAD std or None): Table 2 and Table 3 of the paper
 # (docs/original-release.md#paper-results).

@@ -10,22 +10,22 @@ from torch.optim import SGD
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
+from engine.evaluation import evaluate_classification
+from engine.teacher import fit_teacher
 from network import lenet, resnet_8x, torchvision_resnet
-from utils.accel import add_speed_args
-from utils.checkpoint import load_weights
-from utils.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
-from utils.errors import UserError
-from utils.evaluation import evaluate_classification
-from utils.misc import dump_config
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import (
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import (
     MINUS_ONE_TO_ONE,
     MNIST_TO_UNIT,
     ClassificationPanels,
     Denormalize,
 )
-from utils.teacher import fit_teacher
+from runtime.checkpoint import load_weights
+from runtime.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from runtime.errors import UserError
+from runtime.precision import add_speed_args
+from runtime.run_files import dump_config
+from runtime.startup import setup_runtime
 
 MODELS = ("lenet5", "resnet34_8x", "resnet34")
 

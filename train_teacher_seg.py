@@ -17,19 +17,19 @@ from torch.optim.lr_scheduler import StepLR
 from dataloader import DATASETS, check_num_classes, get_dataloader
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
+from engine.evaluation import evaluate_segmentation
+from engine.losses import focal_loss
+from engine.teacher import fit_teacher
 from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
-from utils.accel import add_speed_args
-from utils.checkpoint import load_weights
-from utils.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
-from utils.errors import UserError
-from utils.evaluation import evaluate_segmentation
-from utils.losses import focal_loss
-from utils.misc import dump_config, format_metrics
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import SegmentationPanels
-from utils.teacher import fit_teacher
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import SegmentationPanels
+from runtime.checkpoint import load_weights
+from runtime.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from runtime.errors import UserError
+from runtime.precision import add_speed_args
+from runtime.run_files import dump_config, format_metrics
+from runtime.startup import setup_runtime
 
 SEG_DATASETS = ("camvid", "nyuv2")
 # The original also offered segnet_vgg13/16/19; no DFAD experiment uses them, so they are out of

@@ -10,15 +10,15 @@ from torch.utils.data import DataLoader
 
 from dataloader import get_dataloader
 from network import lenet
-from utils import distributed
-from utils.accel import add_speed_args
-from utils.checkpoint import load_teacher
-from utils.cli import add_original_numerics_arg, add_runtime_args, int_at_least
-from utils.errors import UserError
-from utils.misc import dump_config
-from utils.run_logger import RunLogger
-from utils.runtime import setup_runtime
-from utils.sample_grids import MNIST_TO_UNIT, ClassificationPanels
+from reporting.run_logger import RunLogger
+from reporting.sample_grids import MNIST_TO_UNIT, ClassificationPanels
+from runtime import distributed
+from runtime.checkpoint import load_teacher
+from runtime.cli import add_runtime_args, int_at_least
+from runtime.errors import UserError
+from runtime.precision import add_original_numerics_arg, add_speed_args
+from runtime.run_files import dump_config
+from runtime.startup import setup_runtime
 
 TEACHER_CKPT = "checkpoint/teacher/mnist-lenet5.pt"
 

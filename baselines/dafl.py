@@ -15,8 +15,7 @@ from torch import nn
 from torch.optim import Adam, Optimizer
 
 from network import gan
-from utils.accel import Precision
-from utils.numerics import optimizer_options
+from runtime.precision import Precision, optimizer_options
 
 WEIGHT_ONE_HOT = 1.0
 WEIGHT_ENTROPY = 5.0

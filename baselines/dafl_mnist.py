@@ -16,10 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python baseline
 
 from baselines.common import add_common_args, mnist_run
 from baselines.dafl import dafl_generator, dafl_optimizers, dafl_step
+from engine.dfad import Recipe, distill
+from engine.evaluation import evaluate_classification
+from engine.flags import add_health_args
 from network import lenet
-from utils.cli import add_health_args, int_at_least, positive_float, run_main
-from utils.dfad import Recipe, distill
-from utils.evaluation import evaluate_classification
+from runtime.cli import int_at_least, positive_float, run_main
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,10 @@ from torch.optim.lr_scheduler import StepLR
 from baselines.common import add_common_args, mnist_run
 from baselines.sources import GaussianImages, RealImages
 from dataloader import DATASETS
+from engine.dfad import Recipe, distill
+from engine.evaluation import evaluate_classification
 from network import lenet
-from utils.cli import int_at_least, non_negative_float, positive_float, run_main
-from utils.dfad import Recipe, distill
-from utils.evaluation import evaluate_classification
+from runtime.cli import int_at_least, non_negative_float, positive_float, run_main
 
 IMAGE_SHAPE = (1, 32, 32)
 METHODS = {"original": "KD_ORI", "random": "RANDOM"}

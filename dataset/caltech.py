@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 # a clutter class, not one of the 101 (docs/original-release.md#datasets-and-on-disk-layouts)
 BACKGROUND = "BACKGROUND_Google"

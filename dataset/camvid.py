@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 SPLITS = ("train", "val", "test")
 VOID = 11  # the raw void id; it becomes the ignore index 255

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 SPLITS = ("train", "test")
 IGNORE_INDEX = 255

@@ -12,7 +12,7 @@ import torch
 from torchvision import models
 from torchvision.models import ResNet
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 
 def _imagenet_state_dict(weights: models.WeightsEnum) -> dict[str, torch.Tensor]:

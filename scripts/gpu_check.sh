@@ -182,7 +182,7 @@ cuda_tests() {
 }
 
 upsample_conv() {
-  limited "$PYTHON" benchmark.py --upsample_conv --device "$DEVICE" "${PHASE[@]}"
+  limited "$PYTHON" benchmarks/benchmark.py --upsample_conv --device "$DEVICE" "${PHASE[@]}"
 }
 
 bench() {  # bench MODES... [-- EXTRA FLAGS]
@@ -190,7 +190,7 @@ bench() {  # bench MODES... [-- EXTRA FLAGS]
   while [ $# -gt 0 ] && [ "$1" != -- ]; do modes+=("$1"); shift; done
   [ $# -gt 0 ] && { shift; extra=("$@"); }
   # shellcheck disable=SC2086
-  limited "$PYTHON" benchmark.py --device "$DEVICE" --configs ${CONFIGS:-$BENCH_CONFIGS} \
+  limited "$PYTHON" benchmarks/benchmark.py --device "$DEVICE" --configs ${CONFIGS:-$BENCH_CONFIGS} \
     --modes "${modes[@]}" "${BENCH[@]}" "${extra[@]}"
 }
 

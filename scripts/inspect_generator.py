@@ -32,12 +32,12 @@ from dataloader import CIFAR_MEAN, CIFAR_STD
 from dataset import camvid, nyu
 from network import gan, lenet, resnet_8x, torchvision_resnet
 from network.segmentation import deeplabv3_resnet50
-from utils.checkpoint import load_teacher, load_weights
-from utils.cli import int_at_least, run_main
-from utils.errors import UserError
-from utils.generator_health import class_histogram, normalized_entropy
-from utils.runtime import resolve_device
-from utils.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
+from reporting.generator_health import class_histogram, normalized_entropy
+from reporting.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
+from runtime.checkpoint import load_teacher, load_weights
+from runtime.cli import int_at_least, run_main
+from runtime.errors import UserError
+from runtime.startup import resolve_device
 
 LABEL_W = 40  # class index column of the classification grid
 BAR_W = 160  # histogram column: the bar, then the share as text

@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
     sys.argv = [script, *argv[2:]]
     # As `python script.py` does: the script's own folder, not tests/, comes first on sys.path.
     sys.path[0] = os.path.dirname(os.path.abspath(script))
-    from utils import dfad
+    from engine import dfad
 
     path = out / f"latents-rank{os.environ.get('RANK', '0')}.bin"
     draw = dfad.sample_noise

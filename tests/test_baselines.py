@@ -16,7 +16,7 @@ from baselines.dafl import dafl_generator, dafl_losses, dafl_step
 from baselines.sources import GaussianImages, RealImages
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.accel import Precision
+from runtime.precision import Precision
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
@@ -183,7 +183,7 @@ def test_run_table2_script_smoke_prints_every_row(tiny, tmp_path):
 
 def test_kd_loss_is_the_dfad_l1_on_logits():
     """KD-ORI/RANDOM use DFAD's student step: its loss is the L1 of the raw logits."""
-    from utils.dfad import student_step
+    from engine.dfad import student_step
 
     torch.manual_seed(0)
     teacher, student = LeNet5().eval(), LeNet5Half()

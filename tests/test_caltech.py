@@ -19,9 +19,9 @@ import train_teacher
 from dataloader import check_num_classes, get_dataloader
 from network.gan import GeneratorB
 from network.torchvision_resnet import resnet18, resnet34
-from utils.checkpoint import load_teacher
-from utils.errors import UserError
-from utils.misc import read_csv_runs
+from runtime.checkpoint import load_teacher
+from runtime.errors import UserError
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

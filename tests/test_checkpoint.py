@@ -4,8 +4,8 @@ import torch
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.checkpoint import load_teacher, load_weights, save_atomic
-from utils.errors import UserError
+from runtime.checkpoint import load_teacher, load_weights, save_atomic
+from runtime.errors import UserError
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -19,8 +19,9 @@ import train_teacher
 from dataloader import CIFAR_MEAN, CIFAR_STD, get_dataloader
 from network.gan import GeneratorA
 from network.resnet_8x import ResNet18_8x, ResNet34_8x
-from utils.errors import UserError
-from utils.misc import read_csv_runs, step_schedulers
+from runtime.errors import UserError
+from runtime.run_files import step_schedulers
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"

@@ -11,10 +11,10 @@ import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
 from script_args import dfad_args
 
+from engine.dfad import dfad_optimizers, generator_loss_mae, generator_step, student_step
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.dfad import dfad_optimizers, generator_loss_mae, generator_step, student_step
-from utils.misc import read_csv_runs
+from tables.csv_rows import read_csv_runs
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

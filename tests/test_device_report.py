@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import DFAD_mnist
-from utils import runtime
-from utils.errors import UserError
-from utils.runtime import resolve_device, setup_runtime
+from runtime import startup
+from runtime.errors import UserError
+from runtime.startup import resolve_device, setup_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 no_cuda_here = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -21,7 +21,7 @@ def driver_file(tmp_path, monkeypatch) -> Path:
     """A stand-in for /dev/nvidia0: the check only asks whether the path exists."""
     path = tmp_path / "nvidia0"
     path.write_text("")
-    monkeypatch.setattr(runtime, "NVIDIA_DEVICE_FILES", (str(path),))
+    monkeypatch.setattr(startup, "NVIDIA_DEVICE_FILES", (str(path),))
     return path
 
 
@@ -41,7 +41,7 @@ def test_no_warning_without_a_driver_or_when_the_cpu_is_asked_for(driver_file, m
                                                                   capsys):
     resolve_device("cpu")
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(runtime, "NVIDIA_DEVICE_FILES", (str(driver_file) + "-absent",))
+    monkeypatch.setattr(startup, "NVIDIA_DEVICE_FILES", (str(driver_file) + "-absent",))
     resolve_device("auto")
     out, err = capsys.readouterr()
     assert err == "" and out.startswith("device: cpu")

@@ -1,4 +1,4 @@
-"""The adversarial loop of utils/dfad.py on tiny networks: what each step does and must not do."""
+"""The adversarial loop of engine/dfad.py on tiny networks: what each step does and must not do."""
 import argparse
 import copy
 
@@ -7,8 +7,7 @@ import torch
 from script_args import dfad_args
 from torch import nn
 
-from network.gan import GeneratorA
-from utils.dfad import (
+from engine.dfad import (
     Recipe,
     discrepancy,
     distill,
@@ -19,8 +18,9 @@ from utils.dfad import (
     student_step,
     train_epoch,
 )
-from utils.evaluation import evaluate_classification
-from utils.misc import read_csv_runs
+from engine.evaluation import evaluate_classification
+from network.gan import GeneratorA
+from tables.csv_rows import read_csv_runs
 
 NZ = 16
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
-from utils.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
+from runtime.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "torchrun_checks.py"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from utils.evaluation import evaluate_segmentation
+from engine.evaluation import evaluate_segmentation
 
 
 class FixedLogits(nn.Module):

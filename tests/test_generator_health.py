@@ -1,4 +1,4 @@
-"""Generator health (utils/generator_health.py) and its inspect command
+"""Generator health (reporting/generator_health.py) and its inspect command
 (scripts/inspect_generator.py): a collapsed generator reads 0 and warns, real images read
 diversity 1, the numbers reach the metrics file, resume keeps the fixed batch, and the inspect PNG
 has the promised layout."""
@@ -20,15 +20,12 @@ import DFAD_mnist
 import train_teacher
 from baselines.sources import GaussianImages
 from dataloader import get_dataloader
+from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
-from scripts import inspect_generator
-from utils.cli import run_main
-from utils.dfad import Recipe, distill, generator_loss_mae
-from utils.eval_mode import eval_mode
-from utils.evaluation import evaluate_classification
-from utils.generator_health import (
+from reporting.generator_health import (
     HISTOGRAM,
     SCALARS,
     GeneratorHealth,
@@ -38,8 +35,11 @@ from utils.generator_health import (
     real_images,
     summary,
 )
-from utils.run_logger import RunLogger
-from utils.run_state import load_state
+from reporting.run_logger import RunLogger
+from runtime.cli import run_main
+from runtime.eval_mode import eval_mode
+from runtime.run_state import load_state
+from scripts import inspect_generator
 from utils.visualizer import VisdomPlotter
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """The CPU speed-ups of the generator keep its values: the 2x2 phase decomposition of
 upsample + 3x3 conv, the channels_last layout from the first layer on, and glibc's freed-memory
-reuse (utils/host_memory.py)."""
+reuse (runtime/host_memory.py)."""
 import subprocess
 import sys
 import textwrap
@@ -108,7 +108,7 @@ def test_freed_large_blocks_are_reused_without_page_faults():
         pytest.skip("glibc malloc tuning is Linux only")
     code = textwrap.dedent("""
         import resource, sys, torch
-        from utils.host_memory import keep_freed_memory
+        from runtime.host_memory import keep_freed_memory
         on = sys.argv[1] == "on"
         if on:
             assert keep_freed_memory() is True
@@ -134,7 +134,7 @@ def test_freed_large_blocks_are_reused_without_page_faults():
 
 
 def test_opting_out_keeps_glibc_defaults(monkeypatch):
-    from utils.host_memory import keep_freed_memory
+    from runtime.host_memory import keep_freed_memory
 
     monkeypatch.setenv("DFAD_KEEP_FREED_MEMORY", "0")
     assert keep_freed_memory() is False

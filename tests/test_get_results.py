@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.misc import append_csv_row
-from utils.paper_table import collect
+from tables.csv_rows import append_csv_row
+from tables.paper_table import collect
 
 REPO = Path(__file__).resolve().parents[1]
 

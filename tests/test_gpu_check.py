@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.misc import read_csv_runs
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = {"summary.txt", "env.txt", "cuda_tests.txt", "bench.txt", "mnist_teacher.txt",

@@ -19,10 +19,10 @@ from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dataloader import EpochSeeds, get_dataloader
-from utils import cli
-from utils.errors import UserError
-from utils.run_state import capture_rng, restore_rng
-from utils.sample_grids import _first_batch
+from reporting.sample_grids import _first_batch
+from runtime import cli
+from runtime.errors import UserError
+from runtime.run_state import capture_rng, restore_rng
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from utils.losses import focal_loss
+from engine.losses import focal_loss
 
 
 def test_focal_loss_matches_the_formula_and_averages_over_ignored_pixels_too():

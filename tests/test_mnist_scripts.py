@@ -11,10 +11,11 @@ from mnist_fixtures import write_tiny_mnist
 import DFAD_caltech101
 import DFAD_cifar
 import DFAD_mnist
+from engine.flags import COMPAT_TITLE
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.cli import COMPAT_TITLE, int_at_least
-from utils.misc import read_csv_runs
+from runtime.cli import int_at_least
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

@@ -17,14 +17,14 @@ from script_args import dfad_args
 from torch import nn
 
 import DFAD_cifar
+from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.accel import Precision
-from utils.dfad import Recipe, distill, generator_loss_mae
-from utils.errors import UserError
-from utils.evaluation import evaluate_classification
-from utils.misc import read_csv_runs
-from utils.run_state import NonFiniteLoss, RunState, load_state, state_of
+from runtime.errors import UserError
+from runtime.precision import Precision
+from runtime.run_state import NonFiniteLoss, RunState, load_state, state_of
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -22,7 +22,7 @@ from dataset.camvid import CamVid
 from dataset.camvid import decode_target as camvid_decode
 from dataset.nyu import NYUv2
 from dataset.nyu import decode_target as nyu_decode
-from utils.errors import UserError
+from runtime.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SIZE = (256, 341)  # shorter side 36 -> 256, longer side int(256 * 48 / 36) = 341

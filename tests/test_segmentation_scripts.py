@@ -15,7 +15,7 @@ import DFAD_nyu_deeplab
 import train_teacher_seg
 from network.gan import GeneratorB
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from utils.misc import read_csv_runs
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

@@ -1,5 +1,5 @@
 """The speed-ups keep the algorithm: the optimized fp32 engine against the original's plain
-iteration (utils/original_iteration.py), within rounding by default and bit for bit under
+iteration (benchmarks/original_iteration.py), within rounding by default and bit for bit under
 --original_numerics; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
 import copy
 import os
@@ -14,12 +14,12 @@ from mnist_fixtures import write_random_teacher, write_tiny_mnist
 from script_args import dfad_args
 
 import DFAD_mnist
+from benchmarks.original_iteration import original_iteration
+from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from utils.dfad import Recipe, distill, generator_loss_mae
-from utils.evaluation import evaluate_classification
-from utils.misc import read_csv_runs
-from utils.original_iteration import original_iteration
+from tables.csv_rows import read_csv_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]

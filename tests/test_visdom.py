@@ -18,8 +18,8 @@ from mnist_fixtures import write_tiny_mnist
 from PIL import Image
 from script_args import dfad_args
 
+from reporting.run_logger import RunLogger
 from utils import visualizer
-from utils.run_logger import RunLogger
 from utils.visualizer import VisdomPlotter
 
 visdom = pytest.importorskip("visdom", reason="visdom is not installed (scripts/install.sh "

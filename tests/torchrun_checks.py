@@ -26,17 +26,17 @@ from torchvision import datasets
 
 import train_teacher
 from dataloader import get_dataloader
-from utils import distributed
-from utils.dfad import (
+from engine.dfad import (
     Recipe,
     generator_loss_log_mae,
     generator_step,
     setup_distillation,
     train_epoch,
 )
-from utils.evaluation import evaluate_classification
-from utils.run_state import GracefulStop
-from utils.teacher import train_one_epoch
+from engine.evaluation import evaluate_classification
+from engine.teacher import train_one_epoch
+from runtime import distributed
+from runtime.run_state import GracefulStop
 
 NZ, BATCH = 8, 8
 CPU = torch.device("cpu")

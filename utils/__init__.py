@@ -1,1 +1,2 @@
-"""Shared machinery of the scripts: the adversarial loop, teacher training, checkpoints, CLI."""
+"""The original release's kind of utilities: segmentation metrics, the visdom logger and joint
+transforms."""

@@ -2,25 +2,25 @@
 
 Each (config, mode) runs in its own process, so its peak memory is its own: RSS on the CPU,
 torch.cuda.max_memory_allocated on a GPU. Modes:
-  reference  the original implementation's iteration (utils/original_iteration.py): NCHW, the
+  reference  the original implementation's iteration (benchmarks/original_iteration.py): NCHW, the
              teacher's weights take gradients, the student step's generator pass records
              autograd and is detached afterwards
-  fp32       this repo's default engine, set up as the DFAD scripts do (utils/dfad.py
+  fp32       this repo's default engine, set up as the DFAD scripts do (engine/dfad.py
              setup_distillation, from the script's own flags; same maths)
   bf16/fp16  --amp bf16 / --amp fp16
   compile    --compile (fp32); its compilation happens in the warm-up iterations
   health     no training step: the per-epoch generator-health measurement
-             (utils/generator_health.py) on a fixed batch of the config's size; its one-off
+             (reporting/generator_health.py) on a fixed batch of the config's size; its one-off
              real-image reference (random images here) falls in the warm-up
 cuDNN runs as in the scripts: deterministic unless --cudnn_benchmark (autotuning).
 
-    python benchmark.py --configs mnist --modes reference fp32 bf16 --iters 3
+    python benchmarks/benchmark.py --configs mnist --modes reference fp32 bf16 --iters 3
 
 --upsample_conv instead times the generator's "2x upsample, then 3x3 convolution" pairs
 (GeneratorA: mnist, cifar10) as plain ops against the 2x2 phase kernels of
 network/gan.py Upsample2xConv3x3, in this process, so the default can follow a measurement:
 
-    python benchmark.py --upsample_conv --configs mnist cifar10 --device cuda
+    python benchmarks/benchmark.py --upsample_conv --configs mnist cifar10 --device cuda
 """
 from __future__ import annotations
 
@@ -34,21 +34,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.optim import SGD, Adam
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/benchmark.py`
+
 import DFAD_caltech101
 import DFAD_camvid_deeplab
 import DFAD_cifar
 import DFAD_mnist
-from network import gan, lenet, resnet_8x, torchvision_resnet
-from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from utils import runtime
-from utils.accel import Precision
-from utils.cli import int_at_least
-from utils.dfad import (
+from benchmarks.original_iteration import original_iteration
+from engine.dfad import (
     STUDENT_MOMENTUM,
     STUDENT_STEPS_PER_ITERATION,
     GeneratorLoss,
@@ -60,12 +59,16 @@ from utils.dfad import (
     setup_distillation,
     student_step,
 )
-from utils.eval_mode import eval_mode
-from utils.evaluation import evaluate_classification
-from utils.generator_health import GeneratorHealth, fixed_latents
-from utils.host_memory import keep_freed_memory
-from utils.original_iteration import original_iteration
-from utils.runtime import describe_device, why_no_cuda
+from engine.evaluation import evaluate_classification
+from network import gan, lenet, resnet_8x, torchvision_resnet
+from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
+from reporting.generator_health import GeneratorHealth, fixed_latents
+from runtime import startup
+from runtime.cli import int_at_least
+from runtime.eval_mode import eval_mode
+from runtime.host_memory import keep_freed_memory
+from runtime.precision import Precision
+from runtime.startup import describe_device, why_no_cuda
 
 MODES = ("reference", "fp32", "bf16", "fp16", "compile", "health")
 
@@ -102,8 +105,8 @@ SCRIPT_PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 
 
 def set_cudnn(autotune: bool) -> str:
-    """The scripts' cuDNN setting (utils/runtime.py): deterministic, or autotuned; returns it."""
-    runtime.set_cudnn(autotune)
+    """The scripts' cuDNN setting (runtime/startup.py): deterministic, or autotuned; returns it."""
+    startup.set_cudnn(autotune)
     return (f"cuDNN {torch.backends.cudnn.version()}: "
             f"enabled={torch.backends.cudnn.enabled} "
             f"deterministic={torch.backends.cudnn.deterministic} "
@@ -144,8 +147,8 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
         optimizer_S = SGD(student.parameters(), lr=config.lr_S, momentum=STUDENT_MOMENTUM,
                           weight_decay=5e-4)
         optimizer_G = Adam(generator.parameters(), lr=1e-3)
-    else:  # the engine's own set-up, from the script's own flags (utils/dfad.py)
-        teacher.requires_grad_(False)  # as utils/checkpoint.py load_teacher leaves it
+    else:  # the engine's own set-up, from the script's own flags (engine/dfad.py)
+        teacher.requires_grad_(False)  # as runtime/checkpoint.py load_teacher leaves it
         run = setup_distillation(engine_args(name, mode, device, batch_size), teacher, student,
                                  generator, Recipe(name, "unused.pt", config.generator_loss,
                                                    evaluate_classification, "acc"),

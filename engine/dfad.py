@@ -24,17 +24,17 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from utils import distributed
-from utils.accel import Precision, maybe_compile
-from utils.checkpoint import companion_path, load_weights, save_atomic
-from utils.eval_mode import eval_mode
-from utils.evaluation import Evaluate
-from utils.generator_health import GeneratorHealth, summary
-from utils.misc import append_csv_row, ensure_writable, format_metrics, step_schedulers
-from utils.numerics import optimizer_options, place
-from utils.progress import progress_bar
-from utils.run_logger import RunLogger
-from utils.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
+from engine.evaluation import Evaluate
+from reporting.generator_health import GeneratorHealth, summary
+from reporting.progress import progress_bar
+from reporting.run_logger import RunLogger
+from runtime import distributed
+from runtime.checkpoint import companion_path, load_weights, save_atomic
+from runtime.eval_mode import eval_mode
+from runtime.precision import Precision, maybe_compile, optimizer_options, place
+from runtime.run_files import ensure_writable, format_metrics, step_schedulers
+from runtime.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
+from tables.csv_rows import append_csv_row
 
 # hard-coded in every original DFAD script (docs/original-release.md#the-method)
 STUDENT_STEPS_PER_ITERATION = 5
@@ -228,7 +228,7 @@ def setup_distillation(
     logger: RunLogger | None = None,
 ) -> Distillation:
     """Placement, `--stu_ckpt`, optimizers and schedulers, the generator health, `--resume`,
-    then the `--compile` / DDP views; the DFAD run and benchmark.py both start here.
+    then the `--compile` / DDP views; the DFAD run and benchmarks/benchmark.py both start here.
 
     `test_loader` None: no generator health (it needs real images for its reference).
     """
@@ -360,7 +360,7 @@ def evaluate(run: Distillation, epoch: int, test_loader: DataLoader
     with eval_mode(run.student, run.generator), torch.random.fork_rng(devices=[]):
         metrics = recipe.evaluate(run.student, test_loader, run.device)
     health: dict[str, Any] = {}
-    if run.health is not None:  # utils/generator_health.py
+    if run.health is not None:  # reporting/generator_health.py
         with eval_mode(run.teacher, run.student, run.generator):
             health = run.health.measure(run.teacher, run.student, run.generator, run.device)
         run.health.watch(epoch, health)
@@ -378,7 +378,7 @@ def report(run: Distillation, epoch: int, metrics: dict[str, float], health: dic
     print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={best:.4f} | "
           f"lr_S={lr_S:.2e} | {format_metrics(losses)} | "
           f"{summary(health) + ' | ' if health else ''}{seconds:.1f}s", flush=True)
-    if run.logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
+    if run.logger is not None:  # visdom, metrics file, sample PNGs (reporting/run_logger.py)
         run.logger.epoch(epoch, {**metrics, **losses, f"best_{metric}": best, "lr_S": lr_S,
                                  **health})
         if health:

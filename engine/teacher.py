@@ -13,14 +13,14 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from utils import distributed
-from utils.accel import Precision, maybe_compile
-from utils.checkpoint import companion_path, save_atomic
-from utils.evaluation import Evaluate
-from utils.misc import ensure_writable, format_metrics, step_schedulers
-from utils.progress import progress_bar
-from utils.run_logger import RunLogger
-from utils.run_state import GracefulStop, RunState, check_finite, cpu_copy, state_due
+from engine.evaluation import Evaluate
+from reporting.progress import progress_bar
+from reporting.run_logger import RunLogger
+from runtime import distributed
+from runtime.checkpoint import companion_path, save_atomic
+from runtime.precision import Precision, maybe_compile
+from runtime.run_files import ensure_writable, format_metrics, step_schedulers
+from runtime.run_state import GracefulStop, RunState, check_finite, cpu_copy, state_due
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -41,7 +41,8 @@ def train_one_epoch(
     """One pass over the training set; returns the last batch's loss.
 
     Stops early (after the current batch) when a stop is requested; the caller then discards the
-    partial epoch, so a resumed run repeats it exactly. `precision` is `--amp` (utils/accel.py);
+    partial epoch, so a resumed run repeats it exactly. `precision` is `--amp`
+    (runtime/precision.py);
     its student scaler is the teacher's one objective.
     """
     precision = precision or Precision(None, device)
@@ -142,7 +143,7 @@ def fit_teacher(
             print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}="
                   f"{state.best:.4f} | lr={optimizer.param_groups[0]['lr']:.2e} | "
                   f"train_loss={train_loss:.4f} | {time.perf_counter() - start:.1f}s", flush=True)
-            if logger is not None:  # visdom, metrics file, sample PNGs (utils/run_logger.py)
+            if logger is not None:  # visdom, metrics file, sample PNGs (reporting/run_logger.py)
                 logger.epoch(epoch, {**metrics, "train_loss": train_loss,
                                      f"best_{metric}": state.best,
                                      "lr": optimizer.param_groups[0]["lr"]})

@@ -25,7 +25,7 @@ import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 
 def add_distributed_args(parser: argparse.ArgumentParser) -> None:

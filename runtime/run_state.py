@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from utils import distributed
-from utils.checkpoint import save_atomic
-from utils.errors import UserError
+from runtime import distributed
+from runtime.checkpoint import save_atomic
+from runtime.errors import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
 FIXED_FLAGS = ("dataset", "model", "batch_size", "epoch_itrs", "nz", "lr", "lr_S", "lr_G",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.misc import read_csv_runs
+from tables.csv_rows import read_csv_runs
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ class GeneratorHealth:
                 device: torch.device) -> dict[str, float | list[float] | None]:
         """The five numbers on the fixed batch; the caller puts the networks in eval mode."""
         if any(m.training for m in (teacher, student, generator)):
-            raise RuntimeError("generator health is measured in eval mode (utils/eval_mode.py): "
+            raise RuntimeError("generator health is measured in eval mode (runtime/eval_mode.py): "
                                "train mode would move the BatchNorm statistics")
         fake = generator(self.latents.to(device)).float()
         stats = class_statistics(teacher(fake), student(fake))

@@ -1,5 +1,5 @@
 """Losses of the segmentation teacher (docs/original-release.md#segmentation-teacher-training);
-DFAD's own L1 losses live in utils/dfad.py."""
+DFAD's own L1 losses live in engine/dfad.py."""
 from __future__ import annotations
 
 import torch

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from utils import distributed
-from utils.generator_health import HISTOGRAM, SCALARS
-from utils.sample_grids import Panels, save_png
+from reporting.generator_health import HISTOGRAM, SCALARS
+from reporting.sample_grids import Panels, save_png
+from runtime import distributed
 from utils.visualizer import VisdomPlotter, warn
 
 DrawPanels = Callable[..., Panels]
@@ -103,7 +103,7 @@ class RunLogger:
 
     def health(self, epoch: int, values: dict[str, Any]) -> None:
         """The generator's class histogram as a bar chart and its four scalars in one window
-        (utils/generator_health.py); a number that could not be measured is left out."""
+        (reporting/generator_health.py); a number that could not be measured is left out."""
         hist = values[HISTOGRAM]
         self.plotter.add_bar(HISTOGRAM, hist, [str(c) for c in range(len(hist))])
         for key in SCALARS:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from utils.eval_mode import eval_mode
+from runtime.eval_mode import eval_mode
 from utils.stream_metrics import StreamSegMetrics
 
 # (model, test loader, device) -> metrics; the run's recipe names the one that selects the best.

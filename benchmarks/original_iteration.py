@@ -3,9 +3,9 @@
 
 None of this repository's speed-ups: NCHW as the networks come, the teacher's weights taking
 gradients, the student step's generator pass recording autograd and detached afterwards, the
-student collecting gradients it never applies in the generator step. benchmark.py times it as
-the baseline ("reference"), and tests/test_speed.py holds the engine to it: within rounding by
-default, bit for bit under --original_numerics.
+student collecting gradients it never applies in the generator step. benchmarks/benchmark.py
+times it as the baseline ("reference"), and tests/test_speed.py holds the engine to it: within
+rounding by default, bit for bit under --original_numerics.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
-from utils.dfad import STUDENT_STEPS_PER_ITERATION, GeneratorLoss
+from engine.dfad import STUDENT_STEPS_PER_ITERATION, GeneratorLoss
 
 
 def original_iteration(teacher: nn.Module, student: nn.Module, generator: nn.Module,

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from utils.eval_mode import eval_mode
+from runtime.eval_mode import eval_mode
 
 
 @torch.no_grad()

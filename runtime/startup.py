@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import torch
 
-from utils import distributed
-from utils.errors import UserError
+from runtime import distributed
+from runtime.errors import UserError
 
 # Present when an NVIDIA driver is loaded, whether or not this torch can use it.
 NVIDIA_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidia0", "/proc/driver/nvidia")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the fixture writers
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the project, the fixture writers
 
 from caltech_fixtures import CATEGORIES, write_tiny_caltech  # noqa: E402
 from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from utils.errors import UserError
+from runtime.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

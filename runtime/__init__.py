@@ -1,0 +1,2 @@
+"""Run machinery: device and processes, precision, flags, run state and stops, checkpoints,
+errors."""
