@@ -19,13 +19,17 @@ from network import gan, torchvision_resnet
 from reporting.run_logger import RunLogger
 from reporting.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
 from runtime.checkpoint import load_teacher
-from runtime.cli import int_at_least, run_main
+from runtime.cli import help_example, int_at_least, run_main
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DFAD Caltech101")
+    parser = argparse.ArgumentParser(description="DFAD Caltech101", **help_example(
+        ".venv/bin/python DFAD_caltech101.py --lr_S 0.05 --scheduler --data_root data",
+        ["checkpoint/student/caltech101-resnet18{,-generator,-state}.pt",
+         "log/DFAD-caltech101.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-caltech101/latest-<panel>.png"]))
     add_dfad_args(parser, datasets=("caltech101",), model="resnet18",
                   ckpt="checkpoint/teacher/caltech101-resnet34.pt", batch_size=64,
                   test_batch_size=32, epochs=300, lr_S=0.1, weight_decay=5e-4, nz=256,

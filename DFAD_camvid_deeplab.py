@@ -21,7 +21,7 @@ from reporting.sample_grids import SegmentationPanels
 from reporting.segmentation_images import save_segmentation_images
 from runtime import distributed
 from runtime.checkpoint import load_teacher
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
@@ -30,7 +30,11 @@ GAMMA = 0.1
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DFAD CamVid")
+    parser = argparse.ArgumentParser(description="DFAD CamVid", **help_example(
+        ".venv/bin/python DFAD_camvid_deeplab.py --data_root data/CamVid --scheduler",
+        ["checkpoint/student/camvid-deeplabv3_mobilenet{,-generator,-state}.pt",
+         "log/DFAD-camvid.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-camvid/latest-<panel>.png (and every test image with --save_img)"]))
     # docs/original-release.md#segmentation-teacher-file-names: the original default ended in
     # -256.pt, a name train_teacher_seg.py never wrote.
     add_dfad_args(parser, datasets=("camvid",), model="deeplabv3_mobilenet",

@@ -18,7 +18,7 @@ from network import gan, resnet_8x
 from reporting.run_logger import RunLogger
 from reporting.sample_grids import ClassificationPanels, Denormalize
 from runtime.checkpoint import load_teacher
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
@@ -52,10 +52,13 @@ def make_recipe(dataset: str) -> Recipe:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="DFAD CIFAR",
-        epilog=f"Without --ckpt the teacher is the --dataset's: {teacher_ckpt('cifar10')} or "
-               f"{teacher_ckpt('cifar100')}.")
+    parser = argparse.ArgumentParser(description="DFAD CIFAR", **help_example(
+        ".venv/bin/python DFAD_cifar.py --dataset cifar10 --scheduler --data_root data",
+        ["checkpoint/student/cifar10-resnet18_8x{,-generator,-state}.pt",
+         "log/DFAD-cifar10.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-cifar10/latest-<panel>.png"],
+        note=f"Without --ckpt the teacher is the --dataset's: {teacher_ckpt('cifar10')} or "
+             f"{teacher_ckpt('cifar100')}."))
     add_dfad_args(parser, datasets=("cifar10", "cifar100"), model="resnet18_8x",
                   ckpt=teacher_ckpt("cifar10"), batch_size=256, test_batch_size=128, epochs=500,
                   lr_S=0.1, weight_decay=5e-4, nz=256,

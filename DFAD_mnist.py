@@ -17,13 +17,18 @@ from network import gan, lenet
 from reporting.run_logger import RunLogger
 from reporting.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 from runtime.checkpoint import load_teacher
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DFAD MNIST")
+    parser = argparse.ArgumentParser(description="DFAD MNIST", **help_example(
+        ".venv/bin/python DFAD_mnist.py --ckpt checkpoint/teacher/mnist-lenet5.pt --data_root "
+        "data",
+        ["checkpoint/student/mnist-lenet5_half{,-generator,-state}.pt",
+         "log/DFAD-mnist.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-mnist/latest-<panel>.png"]))
     compat = add_dfad_args(parser, datasets=("mnist",), model="lenet5_half",
                            ckpt="checkpoint/teacher/mnist-lenet5.pt", batch_size=512,
                            test_batch_size=256, epochs=40, lr_S=0.01, weight_decay=1e-4, nz=100)

@@ -22,7 +22,7 @@ from reporting.sample_grids import SegmentationPanels
 from reporting.segmentation_images import save_segmentation_images
 from runtime import distributed
 from runtime.checkpoint import load_teacher
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
@@ -31,7 +31,11 @@ GAMMA = 0.3  # docs/original-release.md#script-defaults: NYUv2 decays by 0.3, th
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DFAD NYUv2")
+    parser = argparse.ArgumentParser(description="DFAD NYUv2", **help_example(
+        ".venv/bin/python DFAD_nyu_deeplab.py --data_root data/NYUv2 --scheduler",
+        ["checkpoint/student/nyuv2-deeplabv3_mobilenet{,-generator,-state}.pt",
+         "log/DFAD-nyuv2.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-nyuv2/latest-<panel>.png, results/nyu-DFAD/ (--save_img)"]))
     # docs/original-release.md#segmentation-teacher-file-names: the original default ended in
     # -256.pt, a name train_teacher_seg.py never wrote.
     add_dfad_args(parser, datasets=("nyuv2",), model="deeplabv3_mobilenet",

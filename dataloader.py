@@ -33,8 +33,40 @@ from runtime import distributed
 from runtime.errors import UserError
 from utils import ext_transforms as et
 
+# idx file header: magic number (2051 images, 2049 labels), then one big-endian int per dimension
+IDX_MAGIC = {"images-idx3-ubyte": 2051, "labels-idx1-ubyte": 2049}
+
+
+def check_idx_file(path: Path) -> None:
+    """An MNIST idx file torchvision would refuse with an assertion or a reshape error: say which
+    file and what is wrong with it (a swapped image/label pair, a cut-short download)."""
+    kind = next(k for k in IDX_MAGIC if path.name.endswith(k))
+    with open(path, "rb") as f:
+        data = f.read(16)  # the longest header: magic and three dimensions
+    size = path.stat().st_size
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if magic != IDX_MAGIC[kind]:
+        other = [k for k, v in IDX_MAGIC.items() if v == magic]
+        what = (f"holds {other[0].split('-')[0]} (magic {magic}): are the image and label files "
+                "swapped?" if other else "is not an idx file (truncated or corrupt)")
+        raise UserError(f"MNIST file {path} {what}: download it again (--download into an empty "
+                        "folder)")
+    dims = 3 if kind.startswith("images") else 1
+    header = 4 + 4 * dims
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    expected = header + int(np.prod(shape)) if len(data) >= header else header
+    if size != expected:
+        raise UserError(f"MNIST file {path} is truncated or corrupt ({size} bytes, its "
+                        f"header says {expected}): download it again (--download into an "
+                        "empty folder)")
+
 
 def _mnist(root: str, train: bool, download: bool) -> Dataset:
+    raw = Path(root) / "MNIST" / "raw"
+    prefix = "train" if train else "t10k"
+    for kind in IDX_MAGIC:
+        if (raw / f"{prefix}-{kind}").is_file():
+            check_idx_file(raw / f"{prefix}-{kind}")
     transform = transforms.Compose([
         transforms.Resize((32, 32)),
         transforms.ToTensor(),
@@ -119,6 +151,10 @@ def _nyuv2(root: str, train: bool, download: bool) -> Dataset:
     return NYUv2(root, "train" if train else "test", _segmentation_transforms(train))
 
 
+# the run scripts (run_mnist.sh, scripts/run_*.sh) pass their DATA_ROOT as --data_root
+_POINT_AT = "(DATA_ROOT= for run_mnist.sh and scripts/run_*.sh) at the folder that holds it"
+
+
 def _torchvision_dataset(cls: type, root: str, train: bool, download: bool,
                          transform: Callable, where: Path, what: str) -> Dataset:
     """Build a torchvision dataset; a missing or failed download becomes one clear line."""
@@ -128,15 +164,23 @@ def _torchvision_dataset(cls: type, root: str, train: bool, download: bool,
         if not download:
             raise UserError(
                 f"{cls.__name__} not found in {where} (expected {what}): pass --download to "
-                "fetch it, or point --data_root at the folder that holds it"
+                f"fetch it, or point --data_root {_POINT_AT}"
             ) from err
+    created = [p for p in (where, *where.parents) if not p.exists()]  # deepest first
     try:
         return cls(root, train=train, download=True, transform=transform)
     except Exception as err:  # network errors come in many types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        for folder in created:  # a failed download leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        # torchvision's message puts the cause (e.g. "<urlopen error ...>") on its last line
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(err).__name__
         raise UserError(
             f"{cls.__name__} is not in {where} and the download failed ({reason}): "
-            f"put {what} there, or point --data_root at the folder that holds it"
+            f"put {what} there, or point --data_root {_POINT_AT}"
         ) from err
 
 
@@ -145,12 +189,14 @@ class DatasetEntry:
     build: Callable[[str, bool, bool], Dataset]  # (root, train, download) -> dataset
     num_classes: int
     keep_decoded: Callable[[Any, int], None] | None = None  # (dataset, threads): --cache_images
+    # the original test loader shuffled with --batch_size (docs/original-release.md#test-batch-size)
+    shuffled_test: bool = False
 
 
 DATASETS: dict[str, DatasetEntry] = {
-    "mnist": DatasetEntry(_mnist, num_classes=10),
-    "cifar10": DatasetEntry(_cifar10, num_classes=10),
-    "cifar100": DatasetEntry(_cifar100, num_classes=100),
+    "mnist": DatasetEntry(_mnist, num_classes=10, shuffled_test=True),
+    "cifar10": DatasetEntry(_cifar10, num_classes=10, shuffled_test=True),
+    "cifar100": DatasetEntry(_cifar100, num_classes=100, shuffled_test=True),
     "caltech101": DatasetEntry(_caltech101, num_classes=101),
     "camvid": DatasetEntry(_camvid, num_classes=11, keep_decoded=_keep_decoded),
     "nyuv2": DatasetEntry(_nyuv2, num_classes=13, keep_decoded=_keep_decoded),
@@ -268,9 +314,14 @@ def get_dataloader(
                                    workers, device)
     test_set = _build(entry, args.data_root, False, download, cache, max(1, workers))
     # docs/original-release.md#test-batch-size: the original's test loaders ignored
-    # --test_batch_size; ours honour it.
-    test_loader = make_loader(test_set, args.test_batch_size, SequentialSampler(test_set),
-                              workers, device)
+    # --test_batch_size; ours honour it. Its MNIST and CIFAR ones shuffled, drawing a seed from
+    # the run's stream each pass: --original_numerics does the same (#rng-across-evaluations).
+    if getattr(args, "original_numerics", False) and entry.shuffled_test:
+        test_loader = make_loader(test_set, args.batch_size, RandomSampler(test_set), workers,
+                                  device)
+    else:
+        test_loader = make_loader(test_set, args.test_batch_size, SequentialSampler(test_set),
+                                  workers, device)
     return train_loader, test_loader
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import UserError
 from tables.csv_rows import CsvRun, read_csv_runs
 from tables.paper_table import mnist_table, plot_curves
 
@@ -72,6 +72,20 @@ def describe_group(group: list[CsvRun], groups: list[list[CsvRun]]) -> str:
     return flags + (f" (seeds {', '.join(map(str, seeds))})" if seeds else "")
 
 
+def finite_runs(runs: list[CsvRun], path: Path) -> list[CsvRun]:
+    """The runs whose every value is a number; each other one is named in a warning (a NaN
+    would otherwise turn the whole mean into nan without a word)."""
+    kept = []
+    for run in runs:
+        bad = [epoch for epoch, v in enumerate(run.values, start=1) if not math.isfinite(v)]
+        if bad:
+            print(f"warning: {path}: run {run.run_id or '(no id)'} has {run.values[bad[0] - 1]} "
+                  f"at epoch {bad[0]}: left out of the summary", file=sys.stderr)
+        else:
+            kept.append(run)
+    return kept
+
+
 def summarise(runs: list[list[float]]) -> dict[str, float | list[float]]:
     bests = [max(run) for run in runs]
     lasts = [run[-1] for run in runs]
@@ -87,7 +101,12 @@ def summarise(runs: list[list[float]]) -> dict[str, float | list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Summarise DFAD CSV logs")
+    parser = argparse.ArgumentParser(
+        description="Summarise DFAD CSV logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  .venv/bin/python get_results.py --log log/DFAD-mnist.csv\n\n"
+               "writes: nothing with --log (it prints); --table mnist also writes "
+               "<root>/table2-mnist.png")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--log", help="a CSV written by a DFAD script")
     what.add_argument("--table", choices=("mnist",),
@@ -116,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such log: {path} (DFAD scripts write log/DFAD-<dataset>.csv)",
               file=sys.stderr)
         return 1
-    try:
-        every = read_csv_runs(path)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    every = finite_runs(read_csv_runs(path), path)
     runs = [run for run in every if matches(run, args.where)]
     if not runs:
         print(f"error: {path} holds no runs yet" if not every else

@@ -4,17 +4,20 @@
 # DATA_ROOT=../shared/data bash run_mnist.sh   uses MNIST already on disk (MNIST/raw under it).
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
 # TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
-# (scripts/common.sh).
+# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
+# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
+# each script under torchrun with N processes (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA_ROOT=${DATA_ROOT:-data}
 source scripts/common.sh
+teacher_ckpt=checkpoint/teacher/mnist-lenet5.pt  # the teacher writes it, DFAD reads it
+student_ckpt=checkpoint/student/mnist-lenet5_half.pt
 
 teacher=(train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 --dataset mnist \
   --model lenet5 --weight_decay 1e-4 --data_root "$DATA_ROOT" --download "$@" "${TEACHER_FLAGS[@]}")
 
-dfad=(DFAD_mnist.py --ckpt checkpoint/teacher/mnist-lenet5.pt --data_root "$DATA_ROOT" \
+dfad=(DFAD_mnist.py --ckpt "$teacher_ckpt" --data_root "$DATA_ROOT" \
   "$@" "${DFAD_FLAGS[@]}")
 
 run_row

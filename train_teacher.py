@@ -21,9 +21,21 @@ from reporting.sample_grids import (
     Denormalize,
 )
 from runtime.checkpoint import load_weights
-from runtime.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from runtime.cli import (
+    add_runtime_args,
+    help_example,
+    int_at_least,
+    non_negative_float,
+    positive_float,
+    run_main,
+)
 from runtime.errors import UserError
-from runtime.precision import add_speed_args
+from runtime.precision import (
+    add_original_numerics_arg,
+    add_speed_args,
+    optimizer_options,
+    place,
+)
 from runtime.run_files import dump_config
 from runtime.startup import setup_runtime
 
@@ -31,7 +43,13 @@ MODELS = ("lenet5", "resnet34_8x", "resnet34")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train a teacher network")
+    parser = argparse.ArgumentParser(description="Train a teacher network", **help_example(
+        ".venv/bin/python train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 --dataset "
+        "mnist --model lenet5 --weight_decay 1e-4 --data_root data --download",
+        ["checkpoint/teacher/mnist-lenet5{,-state}.pt",
+         "log/teacher-mnist-lenet5.{metrics.jsonl,config.json,visdom.log}",
+         "results/teacher-mnist-lenet5/latest-<panel>.png"],
+        note="CamVid and NYUv2 teachers: train_teacher_seg.py."))
     parser.add_argument("--num_classes", type=int_at_least(2), default=None,
                         help="classes of the model's head (default: the dataset's)")
     parser.add_argument("--batch_size", type=int_at_least(2), default=256,
@@ -62,6 +80,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="print every --log_interval batches")
     add_runtime_args(parser)
     add_speed_args(parser)
+    add_original_numerics_arg(parser)
     return parser
 
 
@@ -88,6 +107,9 @@ def build_model(name: str, dataset: str, num_classes: int, pretrained: bool = Fa
 
 
 def main(args: argparse.Namespace) -> float:
+    if args.dataset in ("camvid", "nyuv2"):
+        raise UserError(f"--dataset {args.dataset} is a segmentation dataset: train its teacher "
+                        f"with train_teacher_seg.py --dataset {args.dataset}")
     num_classes = args.num_classes or DATASETS[args.dataset].num_classes
     ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
     dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
@@ -95,7 +117,7 @@ def main(args: argparse.Namespace) -> float:
     model = build_model(args.model, args.dataset, num_classes, args.pretrained)
     if args.ckpt:
         load_weights(model, args.ckpt)
-    model.to(device)
+    place(args, device, model)  # channels_last, or --original_numerics
     train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
     check_num_classes(test_loader, num_classes)
     if args.test_only:
@@ -104,7 +126,7 @@ def main(args: argparse.Namespace) -> float:
               f"loss={metrics['loss']:.4f}")
         return metrics["acc"]
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                    weight_decay=args.weight_decay)
+                    weight_decay=args.weight_decay, **optimizer_options(args, device))
     scheduler = StepLR(optimizer, args.step_size, 0.1) if args.scheduler else None
     # Test images shown as they look, whatever Normalize the dataset's loader applied.
     to_unit = {"mnist": MNIST_TO_UNIT, "cifar10": Denormalize(CIFAR_MEAN, CIFAR_STD),

@@ -25,9 +25,21 @@ from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailab
 from reporting.run_logger import RunLogger
 from reporting.sample_grids import SegmentationPanels
 from runtime.checkpoint import load_weights
-from runtime.cli import add_runtime_args, int_at_least, non_negative_float, positive_float, run_main
+from runtime.cli import (
+    add_runtime_args,
+    help_example,
+    int_at_least,
+    non_negative_float,
+    positive_float,
+    run_main,
+)
 from runtime.errors import UserError
-from runtime.precision import add_speed_args
+from runtime.precision import (
+    add_original_numerics_arg,
+    add_speed_args,
+    optimizer_options,
+    place,
+)
 from runtime.run_files import dump_config, format_metrics
 from runtime.startup import setup_runtime
 
@@ -41,7 +53,13 @@ TEACHER_DROPOUT = 0.5
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train a segmentation teacher (DeepLabV3)")
+    parser = argparse.ArgumentParser(
+        description="Train a segmentation teacher (DeepLabV3)", **help_example(
+        ".venv/bin/python train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid "
+        "--data_root data/CamVid",
+        ["checkpoint/teacher/camvid-deeplabv3_resnet50{,-state}.pt",
+         "log/teacher-camvid-deeplabv3_resnet50.{metrics.jsonl,config.json,visdom.log}",
+         "results/teacher-camvid-deeplabv3_resnet50/latest-<panel>.png"]))
     parser.add_argument("--num_classes", type=int_at_least(2), default=None,
                         help="classes of the model's head (default: the dataset's, 11 for "
                              "camvid, 13 for nyuv2)")
@@ -86,6 +104,7 @@ def get_parser() -> argparse.ArgumentParser:
                              "the samples are the same as without it")
     add_runtime_args(parser)
     add_speed_args(parser)
+    add_original_numerics_arg(parser)
     # The original prints every --log_interval batches unconditionally
     # (docs/original-release.md#segmentation-teacher-training).
     parser.set_defaults(verbose=True)
@@ -112,13 +131,14 @@ def main(args: argparse.Namespace) -> float:
     device = setup_runtime(args)
     train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
     check_num_classes(test_loader, num_classes)
-    model = build_model(args, num_classes).to(device)
+    model = build_model(args, num_classes)
+    place(args, device, model)  # channels_last, or --original_numerics
     if args.test_only:
         metrics = evaluate_segmentation(model, test_loader, device)
         print(f"Test: {format_metrics(metrics)}")
         return metrics["mIoU"]
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                    weight_decay=args.weight_decay)
+                    weight_decay=args.weight_decay, **optimizer_options(args, device))
     scheduler = StepLR(optimizer, args.step_size, args.gamma) if args.scheduler else None
     decode_target = CamVid.decode_target if args.dataset == "camvid" else NYUv2.decode_target
     logger = RunLogger.from_args(args, run=f"teacher-{args.dataset}-{args.model}",

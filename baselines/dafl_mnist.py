@@ -20,11 +20,16 @@ from engine.dfad import Recipe, distill
 from engine.evaluation import evaluate_classification
 from engine.flags import add_health_args
 from network import lenet
-from runtime.cli import int_at_least, positive_float, run_main
+from runtime.cli import help_example, int_at_least, positive_float, run_main
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DAFL baseline on MNIST")
+    parser = argparse.ArgumentParser(description="DAFL baseline on MNIST", **help_example(
+        ".venv/bin/python baselines/dafl_mnist.py --ckpt checkpoint/teacher/mnist-lenet5.pt "
+        "--data_root data",
+        ["checkpoint/baselines/dafl-mnist-lenet5_half{,-generator,-state}.pt",
+         "log/DAFL-mnist.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DAFL-mnist/latest-<panel>.png"]))
     parser.add_argument("--batch_size", type=int_at_least(2), default=512,
                         help="generated samples per step (default: 512)")
     parser.add_argument("--epochs", type=int_at_least(1), default=200,

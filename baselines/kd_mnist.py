@@ -24,14 +24,21 @@ from dataloader import DATASETS
 from engine.dfad import Recipe, distill
 from engine.evaluation import evaluate_classification
 from network import lenet
-from runtime.cli import int_at_least, non_negative_float, positive_float, run_main
+from runtime.cli import help_example, int_at_least, non_negative_float, positive_float, run_main
 
 IMAGE_SHAPE = (1, 32, 32)
 METHODS = {"original": "KD_ORI", "random": "RANDOM"}
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="KD-ORI / RANDOM baselines on MNIST")
+    parser = argparse.ArgumentParser(
+        description="KD-ORI / RANDOM baselines on MNIST", **help_example(
+            ".venv/bin/python baselines/kd_mnist.py --inputs original --data_root data",
+            ["checkpoint/baselines/kd_ori-mnist-lenet5_half{,-state}.pt",
+             "log/KD_ORI-mnist.{csv,metrics.jsonl,config.json,visdom.log}",
+             "results/KD_ORI-mnist/latest-<panel>.png"],
+            note="--inputs random writes the same files, with random / RANDOM for kd_ori / "
+                 "KD_ORI."))
     parser.add_argument("--inputs", choices=tuple(METHODS), required=True,
                         help="original: MNIST training images (KD-ORI); random: N(0, 1) "
                              "images (RANDOM)")

@@ -1,6 +1,6 @@
 """Images per second of the teachers' training loaders, on synthetic data in the real formats.
 
-    python -m scripts.bench_loaders --workers 0 2 --cache off on
+    python -m benchmarks.bench_loaders --workers 0 2 --cache off on
 
 Run from the repository root. It writes (once, into --data) CamVid as 360x480 PNGs, Caltech101 as
 300x200 / 300x250 JPEGs and CIFAR-10 as torchvision's pickled batches, with the test suite's

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,24 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from engine.evaluation import Evaluate
+from engine.evaluation import Evaluate, OriginalTestDraws
 from reporting.generator_health import GeneratorHealth, summary
 from reporting.progress import progress_bar
 from reporting.run_logger import RunLogger
 from runtime import distributed
-from runtime.checkpoint import companion_path, load_weights, save_atomic
+from runtime.checkpoint import companion_path, file_sha256, load_weights, save_all_atomic
 from runtime.eval_mode import eval_mode
 from runtime.precision import Precision, maybe_compile, optimizer_options, place
-from runtime.run_files import ensure_writable, format_metrics, step_schedulers
+from runtime.run_files import (
+    ensure_appendable,
+    ensure_writable,
+    format_metrics,
+    remove_stale_tmp,
+    step_schedulers,
+    write_config,
+)
 from runtime.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
-from tables.csv_rows import append_csv_row
+from tables.csv_rows import append_csv_row, has_run
 
 # hard-coded in every original DFAD script (docs/original-release.md#the-method)
 STUDENT_STEPS_PER_ITERATION = 5
@@ -260,9 +267,11 @@ def setup_distillation(
     # The health's fixed latent batch and streaks go into the resume state too.
     state = RunState(recipe.state_path, args,
                      {name: obj for name, obj in parts.items() if obj is not None}, schedulers)
+    if getattr(args, "ckpt", None) and Path(args.ckpt).is_file():  # a resume keeps its teacher
+        state.teacher_sha256 = file_sha256(args.ckpt)
     # --momentum is accepted for compatibility only (STUDENT_MOMENTUM), so may change.
     state_file = state.resume(ignored=("momentum", *recipe.compat_flags))
-    if state_file is not None:
+    if state_file is not None and not state.finished:
         print(f"resumed from {state_file}: {state.epochs_done} epochs and "
               f"{state.iterations_done} iterations done, best {recipe.metric}={state.best:.4f}")
     if logger is not None:  # the metrics file's lines name the run as its CSV row does
@@ -318,7 +327,7 @@ def train_epoch(run: Distillation, epoch: int) -> tuple[dict[str, float], int]:
         log_point = i % args.log_interval == 0 or i == args.epoch_itrs
         stopping = run.stop.agreed(device, log_point)
         if log_point or stopping:
-            check_finite(pending, labels, recipe.state_path)
+            check_finite(pending, labels, run.state.last_saved)
             pending.clear()
             labels.clear()
             logged = log_losses(run, epoch, i, loss_S, loss_G, bar)
@@ -353,20 +362,29 @@ def log_losses(run: Distillation, epoch: int, i: int, loss_S: torch.Tensor,
 def evaluate(run: Distillation, epoch: int, test_loader: DataLoader
              ) -> tuple[dict[str, float], dict[str, Any]]:
     """Rank 0, after each epoch: the test metrics and the generator's health; a new best student
-    and its generator are saved under the original names."""
+    and its generator are saved under the original names. The other ranks return nothing."""
     recipe = run.recipe
-    # The test loader draws its seed from the global RNG: forking keeps the training stream
-    # independent of evaluation, and every rank's stream in step.
-    with eval_mode(run.student, run.generator), torch.random.fork_rng(devices=[]):
-        metrics = recipe.evaluate(run.student, test_loader, run.device)
+    # The test loader draws its seeds from the global RNG. By default forking keeps the training
+    # stream independent of evaluation; --original_numerics draws what the original's test() did,
+    # on every rank (docs/original-release.md#rng-across-evaluations).
+    original = run.args.original_numerics
+    draws = OriginalTestDraws(test_loader, run.args.nz if recipe.method == "DFAD" else None,
+                              run.device)
+    if not distributed.is_main():
+        if original:
+            draws.skip()
+        return {}, {}
+    with eval_mode(run.student, run.generator), (
+            nullcontext() if original else torch.random.fork_rng(devices=[])):
+        metrics = recipe.evaluate(run.student, draws if original else test_loader, run.device)
     health: dict[str, Any] = {}
     if run.health is not None:  # reporting/generator_health.py
         with eval_mode(run.teacher, run.student, run.generator):
             health = run.health.measure(run.teacher, run.student, run.generator, run.device)
         run.health.watch(epoch, health)
-    if run.state.record(metrics[recipe.metric]):
-        save_atomic(run.student.state_dict(), recipe.student_ckpt)
-        save_atomic(run.generator.state_dict(), recipe.generator_ckpt)
+    if run.state.record(metrics[recipe.metric]):  # the pair is replaced both or neither
+        save_all_atomic([(run.student.state_dict(), recipe.student_ckpt),
+                         (run.generator.state_dict(), recipe.generator_ckpt)])
     return metrics, health
 
 
@@ -386,6 +404,18 @@ def report(run: Distillation, epoch: int, metrics: dict[str, float], health: dic
         run.logger.samples(test_loader, run.device, run.student, run.teacher, run.generator)
 
 
+def finished_before(state: RunState, recipe: Recipe, args: argparse.Namespace) -> None:
+    """Say that a resumed run has nothing left to do; write its CSV row only when a kill came
+    between its last state and its row."""
+    done = f"finished before: {state.epochs_done} of {args.epochs} epochs"
+    if has_run(recipe.csv_path, state.run_id):
+        print(f"{done}, best {recipe.metric}={state.best:.4f}, its row is in {recipe.csv_path}: "
+              "nothing to do (--epochs N trains it longer)")
+    else:
+        append_csv_row(recipe.csv_path, state.history, state.run_id, run_flags(args))
+        print(f"{done}; its row was missing from {recipe.csv_path}: written")
+
+
 def distill(
     args: argparse.Namespace,
     teacher: nn.Module,
@@ -403,8 +433,10 @@ def distill(
     Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
     """
     main = distributed.is_main()
-    if main:
+    if main:  # before any training: a row that cannot be written is lost after the run
         ensure_writable(Path(recipe.student_ckpt).parent, Path(recipe.csv_path).parent)
+        ensure_appendable(recipe.csv_path)
+        remove_stale_tmp(recipe.student_ckpt, recipe.generator_ckpt, recipe.state_path)
     run = setup_distillation(args, teacher, student, generator, recipe, device, test_loader,
                              logger)
     state = run.state
@@ -412,6 +444,12 @@ def distill(
         metrics = recipe.evaluate(student, test_loader, device)
         print(f"Test: {format_metrics(metrics)}")
         return [metrics[recipe.metric]]
+    if state.finished:  # a resume of a finished run writes nothing (but a row a kill lost)
+        if main:
+            finished_before(state, recipe, args)
+        return state.history
+    if main:
+        write_config()
     with run.stop.installed():
         for epoch in range(state.epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
@@ -424,7 +462,7 @@ def distill(
                 raise state.interrupted(run.stop, f"stopped at epoch {epoch}, iteration {done}; "
                                                   f"state saved to {state.path}")
             state.epochs_done, state.iterations_done = epoch, 0
-            metrics, health = evaluate(run, epoch, test_loader) if main else ({}, {})
+            metrics, health = evaluate(run, epoch, test_loader)
             if not recipe.scheduler_at_epoch_start:
                 step_schedulers(run.schedulers)
             stopping = distributed.any_rank(run.stop.requested, device)

@@ -1,7 +1,8 @@
 """Evaluation of a network on the real test set: top-1 accuracy or segmentation mIoU."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,34 @@ from utils.stream_metrics import StreamSegMetrics
 
 # (model, test loader, device) -> metrics; the run's recipe names the one that selects the best.
 Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
+
+
+class OriginalTestDraws:
+    """The test loader as the original's DFAD test() read it: besides the loader's own seeds,
+    one latent batch drawn from the run's stream per test batch (for its "generated" panel), so
+    that under --original_numerics the training after an evaluation draws what the original's
+    did (docs/original-release.md#rng-across-evaluations). `nz` None: no latents (a teacher).
+
+    Only the iteration matters to the evaluations, which read `for images, targets in loader`.
+    """
+
+    def __init__(self, loader: DataLoader, nz: int | None, device: torch.device) -> None:
+        self.loader, self.nz, self.device = loader, nz, device
+
+    def __iter__(self) -> Iterator[Any]:
+        for images, targets in self.loader:
+            self._draw(len(images))
+            yield images, targets
+
+    def skip(self) -> None:
+        """Draw what a pass draws without reading a batch: ranks that do not evaluate keep the
+        stream of the one that does."""
+        for indices in self.loader.batch_sampler:  # the loader's seed draws happen here
+            self._draw(len(indices))
+
+    def _draw(self, n: int) -> None:
+        if self.nz is not None:
+            torch.randn(n, self.nz, 1, 1, device=self.device)
 
 
 @torch.no_grad()

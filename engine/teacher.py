@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -13,13 +14,19 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from engine.evaluation import Evaluate
+from engine.evaluation import Evaluate, OriginalTestDraws
 from reporting.progress import progress_bar
 from reporting.run_logger import RunLogger
 from runtime import distributed
 from runtime.checkpoint import companion_path, save_atomic
 from runtime.precision import Precision, maybe_compile
-from runtime.run_files import ensure_writable, format_metrics, step_schedulers
+from runtime.run_files import (
+    ensure_writable,
+    format_metrics,
+    remove_stale_tmp,
+    step_schedulers,
+    write_config,
+)
 from runtime.run_state import GracefulStop, RunState, check_finite, cpu_copy, state_due
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -98,16 +105,25 @@ def fit_teacher(
     After every `--save_every` epochs and on SIGINT/SIGTERM it writes `<ckpt stem>-state.pt`,
     the state after the last complete epoch, from which `--resume` continues exactly.
     """
+    state_path = companion_path(ckpt_path, "state")
     if distributed.is_main():
         ensure_writable(Path(ckpt_path).parent)
+        remove_stale_tmp(ckpt_path, state_path)
     schedulers = [scheduler] if scheduler is not None else []
     precision = Precision(args.amp, device)
-    state = RunState(companion_path(ckpt_path, "state"), args,
+    state = RunState(state_path, args,
                      {"model": model, "optimizer": optimizer, "precision": precision}, schedulers)
     state_file = state.resume()
-    if state_file is not None:
+    if state_file is not None and not state.finished:
         print(f"resumed from {state_file}: {state.epochs_done} epochs done, best "
               f"{metric}={state.best:.4f}")
+    if state.finished:  # a resume of a finished teacher writes nothing
+        print(f"teacher finished before: {state.epochs_done} of {args.epochs} epochs, best "
+              f"{metric}={state.best:.4f} in {ckpt_path}: nothing to do (--epochs N trains it "
+              "longer)")
+        return state.best
+    if distributed.is_main():
+        write_config()
     # Under torchrun the steps run through DDP (gradients averaged over the ranks); rank 0
     # evaluates and writes while the others wait for it in the next epoch's first step. With
     # --compile the steps call the compiled view; evaluation and checkpoints use the plain module.
@@ -122,16 +138,24 @@ def fit_teacher(
             if hasattr(train_loader.sampler, "set_epoch"):  # DistributedSampler, EpochSeeds
                 train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, on every rank
             train_loss = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device,
-                                         epoch, args.log_interval, args.verbose, stop, state.path,
-                                         precision)
+                                         epoch, args.log_interval, args.verbose, stop,
+                                         state.last_saved, precision)
             if distributed.any_rank(stop.requested, device):
                 if unwritten is not None:  # the last complete epoch's state, kept in memory
                     save_atomic(unwritten, state.path)
                 raise state.interrupted(stop, f"stopped during epoch {epoch}; {state.path} holds "
                                               f"the state after epoch {epoch - 1}")
+            # The test loader draws its seeds from the global RNG. By default forking keeps the
+            # training stream independent of evaluation, and so every rank's stream equal to
+            # rank 0's; --original_numerics draws what the original's test() did, on every rank
+            # (docs/original-release.md#rng-across-evaluations).
+            draws = OriginalTestDraws(test_loader, None, device)
             if not distributed.is_main():
+                if args.original_numerics:
+                    draws.skip()
                 continue
-            metrics = evaluate(model, test_loader, device)
+            with nullcontext() if args.original_numerics else torch.random.fork_rng(devices=[]):
+                metrics = evaluate(model, draws, device)
             state.epochs_done = epoch
             if state.record(metrics[metric]):
                 save_atomic(model.state_dict(), ckpt_path)

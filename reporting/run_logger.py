@@ -109,7 +109,7 @@ class RunLogger:
         for key in SCALARS:
             if values[key] is not None:
                 self.plotter.add_scalar(HEALTH_WINDOW, epoch, float(values[key]),
-                                        trace_name=key)
+                                        opts={"showlegend": True}, trace_name=key)
 
     def samples(self, loader: DataLoader, device: torch.device, model: nn.Module,
                 teacher: nn.Module | None = None, generator: nn.Module | None = None) -> None:

@@ -1,9 +1,11 @@
 """Checkpoints as plain state_dicts (the original's format), written atomically, loaded safely."""
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -20,9 +22,14 @@ def companion_path(ckpt: str | Path, tag: str) -> str:
     return f"{Path(ckpt).with_suffix('')}-{tag}.pt"
 
 
-def save_atomic(obj: object, path: str | Path) -> None:
-    """Write a temporary file in the same folder, then rename: a kill never leaves half a file."""
-    path = Path(path)
+def tmp_pattern(path: str | Path) -> str:
+    """The glob of the temporary files `save_atomic` writes next to `path`."""
+    return f".{Path(path).name}.*.tmp"
+
+
+def _write_tmp(obj: object, path: Path) -> str:
+    """`obj` in a complete temporary file next to `path`; a failed write (a full disk) is one
+    line naming the path, and leaves no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -31,26 +38,70 @@ def save_atomic(obj: object, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give it torch.save's usual mode
-        os.replace(tmp, path)
+    except BaseException as err:
+        os.unlink(tmp)
+        if isinstance(err, (OSError, RuntimeError)):  # torch's zip writer: RuntimeError
+            reason = (err.strerror if isinstance(err, OSError) and err.strerror
+                      else "the write stopped short")
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise UserError(f"cannot write {path} ({reason}; {free:.0f} MiB free on its disk): "
+                            "the file there, if any, is the last complete one") from err
+        raise
+    return tmp
+
+
+def save_atomic(obj: object, path: str | Path) -> None:
+    """Write a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    save_all_atomic([(obj, path)])
+
+
+def save_all_atomic(items: Iterable[tuple[object, str | Path]]) -> None:
+    """Files that belong together (a best student and its generator): every temporary file is
+    written before the first rename, so a failed write replaces none of them."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for obj, path in items:
+            written.append((_write_tmp(obj, Path(path)), Path(path)))
     except BaseException:
-        if os.path.exists(tmp):
+        for tmp, _ in written:
             os.unlink(tmp)
         raise
+    for tmp, path in written:
+        os.replace(tmp, path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """A file's content hash: what a resume compares, so a moved teacher is still the same."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> Mapping[str, torch.Tensor]:
     """Load a state_dict with weights_only=True; accepts the original release's plain dicts."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a directory: pass the .pt file in it")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read checkpoint {path}: {first_line}") from err
+        raise UserError(f"cannot read checkpoint {path}: {load_failure(err)}") from err
     if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} is not a state_dict (expected a mapping of names to tensors)")
     return state
+
+
+def load_failure(err: Exception) -> str:
+    """Why torch.load refused a file, in one line and without torch's advice to load it with
+    weights_only=False (which would run whatever code the file holds: we never do)."""
+    text = str(err).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "not a PyTorch checkpoint of tensors (corrupt, or another kind of file)"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _head_sizes(
@@ -114,7 +165,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 def load_teacher(model: nn.Module, path: str | Path, device: torch.device) -> nn.Module:
     """The fixed teacher: strict load, eval mode, no parameter gradients
     (docs/original-release.md#gradient-hygiene, FIX)."""
-    if not Path(path).is_file():
+    if not Path(path).is_file() and not Path(path).is_dir():
         raise UserError(
             f"teacher checkpoint not found: {path} (train one with train_teacher.py, or put the "
             "authors' released teachers in checkpoint/teacher/, or pass --ckpt)"

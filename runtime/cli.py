@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from runtime import distributed
 from runtime.errors import UserError
@@ -27,6 +29,14 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"int>={minimum}"
     return parse
+
+
+def seed_value(text: str) -> int:
+    """An argparse type: a seed numpy accepts too (0 to 2**32 - 1)."""
+    value = int_at_least(0)(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"must be < 2**32, got {value}")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -73,7 +83,8 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
                         help="auto = cuda when available (default: auto)")
     parser.add_argument("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
                         help="the original flag: same as --device cpu")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--seed", type=seed_value, default=1,
+                        help="random seed, 0 to 2**32 - 1 (default: 1)")
     parser.add_argument("--num_workers", type=int_at_least(0), default=num_workers,
                         help="data loader workers per process, started once and kept for the "
                              "whole run; 0 loads in the main process (default: the CPUs this "
@@ -108,11 +119,28 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     distributed.add_distributed_args(parser)
 
 
+def help_example(command: str, writes: Sequence[str], note: str = "") -> dict[str, object]:
+    """ArgumentParser keywords: --help ends with one example command and the files the run
+    writes, so a new user need not open the README to start."""
+    lines = [note, ""] if note else []
+    lines += ["example:", f"  {command}", "", "writes (relative to the working directory):"]
+    lines += [f"  {path}" for path in writes]
+    return {"epilog": "\n".join(lines), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def run_main(get_parser: Callable[[], argparse.ArgumentParser],
              main: Callable[[argparse.Namespace], object],
              argv: Sequence[str] | None = None) -> None:
-    """Parse flags and run `main`; a UserError becomes one line on stderr and exit code 1."""
-    args = get_parser().parse_args(argv)
+    """Parse flags and run `main`; a UserError becomes one line on stderr and exit code 1, a bad
+    flag one line and exit code 2 (argparse's usage block is what --help is for)."""
+    parser = get_parser()
+
+    def one_line_error(message: str) -> NoReturn:
+        print(f"error: {message} (see {parser.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
     keep_freed_memory()
     try:
         main(args)
@@ -122,5 +150,9 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
     except Interrupted as stop:
         print(str(stop), file=sys.stderr)
         sys.exit(128 + stop.signum)
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (set-up, a last save)
+        print("error: interrupted (Ctrl-C) outside the training loop: the run's files are as "
+              "its last complete save left them", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     finally:
         distributed.cleanup()

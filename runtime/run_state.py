@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from runtime import distributed
-from runtime.checkpoint import save_atomic
+from runtime.checkpoint import load_failure, save_atomic
 from runtime.errors import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
@@ -128,21 +129,31 @@ def state_due(args: argparse.Namespace, epoch: int) -> bool:
 
 
 def load_state(path: str | Path, args: argparse.Namespace,
-               ignored: Collection[str] = ()) -> dict[str, Any]:
+               ignored: Collection[str] = (), parts: Collection[str] = ()) -> dict[str, Any]:
     """Read a state file and check that the run it belongs to matches these flags.
 
     `ignored`: flags the script accepts for compatibility only; changing them changes nothing.
+    `parts`: what the file must hold (checked first: another script's state differs in both).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--resume {path} is a directory: pass its -state.pt file")
     if not path.is_file():
         raise UserError(f"no resumable state at {path}: --resume needs the -state.pt file "
                         "a run writes after each epoch (or pass its path: --resume PATH)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UserError(f"cannot read state file {path}: {str(err).splitlines()[0]}") from err
+        raise UserError(f"cannot read state file {path}: {load_failure(err)}") from err
     if not isinstance(state, dict) or "config" not in state or "rng" not in state:
         raise UserError(f"{path} is not a resumable state (a plain checkpoint? use --ckpt)")
+    missing = [name for name in parts if name not in state and name not in OPTIONAL_PARTS]
+    if missing:
+        kind = ("a teacher's state (train_teacher.py --resume takes it)" if "model" in state
+                else "a DFAD run's state (a DFAD script's --resume takes it)"
+                if "student" in state else "another script's state")
+        raise UserError(f"{path} holds no {', '.join(missing)}: it is {kind}; resume with this "
+                        "run's own -state.pt")
     changed = [f"--{k} {state['config'][k]} -> {getattr(args, k)}" for k in FIXED_FLAGS
                if k not in ignored and k in state["config"]
                and getattr(args, k, None) != state["config"][k]]
@@ -152,11 +163,44 @@ def load_state(path: str | Path, args: argparse.Namespace,
     return state
 
 
+def check_resumable(state: Mapping[str, Any], path: str | Path, args: argparse.Namespace,
+                    teacher_sha256: str | None) -> None:
+    """What a resume may change besides the flags: `--epochs` may grow, never below what is done;
+    the teacher must be the same file content (it may have moved). State files from before the
+    teacher hash carry none and resume as before."""
+    done = state["epochs_done"]
+    if args.epochs < done:
+        raise UserError(f"--epochs {args.epochs} is below the {done} epochs {path} has done: "
+                        f"resume with --epochs {done} or more (a resume may train longer, "
+                        "never shorter)")
+    saved = state.get("teacher_sha256")
+    if saved and teacher_sha256 and saved != teacher_sha256:
+        raise UserError(f"--ckpt {getattr(args, 'ckpt', '')} is not the teacher {path} was "
+                        "trained with (its content differs): resume with the run's own teacher")
+
+
 def resume_path(args: argparse.Namespace, own_state: str) -> str | None:
     """`--resume` alone means the run's own state file; `--resume PATH` names one."""
     if args.resume is None:
         return None
     return own_state if args.resume == "" else args.resume
+
+
+# Param-group keys that choose how an optimizer computes, not what: a run keeps its own.
+OPTIMIZER_IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
+
+
+def load_optimizer_state(optimizer: Optimizer, saved: Mapping[str, Any]) -> None:
+    """`Optimizer.load_state_dict` restores every param-group key, the implementation switches
+    included: a CPU state resumed on CUDA would run unfused (and a GradScaler hand its scale to
+    a step that no longer takes it), `--original_numerics` given at a resume would not bring the
+    plain loop back. So the saved groups take this run's switches before they are loaded (which
+    also places the state, e.g. Adam's step counter, where the run's implementation wants it)."""
+    groups = saved["param_groups"]
+    if len(groups) == len(optimizer.param_groups):  # else load_state_dict says what is wrong
+        groups = [{**group, **{k: own[k] for k in OPTIMIZER_IMPLEMENTATION if k in own}}
+                  for group, own in zip(groups, optimizer.param_groups, strict=True)]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
 
 
 # Objects a state file may lack: files from before --amp have no "precision", from before the
@@ -178,6 +222,10 @@ class RunState:
     best: float = 0.0
     history: list[float] = field(default_factory=list)
     run_id: str = field(default_factory=new_run_id)
+    # sha256 of the teacher file (DFAD): part of what a resume must not change, by content.
+    teacher_sha256: str | None = None
+    # The state file this run resumed from or last wrote: the one a NaN stop may point at.
+    last_saved: str = ""
 
     def resume(self, ignored: Collection[str] = ()) -> str | None:
         """With `--resume`: load the state file it names and return its path; else None.
@@ -187,23 +235,28 @@ class RunState:
         state_file = resume_path(self.args, self.path)
         if state_file is None:
             return None
-        state = load_state(state_file, self.args, ignored)
-        missing = [name for name in self.parts if name not in state and name not in OPTIONAL_PARTS]
-        if missing:
-            raise UserError(f"{state_file} holds no {', '.join(missing)}: it is another "
-                            "script's state file (resume with this run's own -state.pt)")
+        state = load_state(state_file, self.args, ignored, self.parts)
         for name, obj in self.parts.items():
-            if name in state:
+            if isinstance(obj, Optimizer) and name in state:
+                load_optimizer_state(obj, state[name])
+            elif name in state:
                 obj.load_state_dict(state[name])
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
+        check_resumable(state, state_file, self.args, self.teacher_sha256)
         self.epochs_done = state["epochs_done"]
         self.iterations_done = state.get("iterations_done", 0)  # none in teacher state files
         self.best = state["best"]
         self.history = list(state.get("history", []))
         self.run_id = state.get("run_id", self.run_id)  # state files from before run ids
         restore_rng(state["rng"])
+        self.last_saved = state_file
         return state_file
+
+    @property
+    def finished(self) -> bool:
+        """Every epoch of `--epochs` done: a resume has nothing left to train."""
+        return self.epochs_done >= self.args.epochs and self.iterations_done == 0
 
     def record(self, value: float) -> bool:
         """An epoch's metric; True when it is a new best (strictly better, as the original)."""
@@ -218,12 +271,14 @@ class RunState:
         return state_of(self.args, **self.parts, epochs_done=self.epochs_done,
                         iterations_done=self.iterations_done, best=self.best,
                         history=self.history, run_id=self.run_id,
+                        **({"teacher_sha256": self.teacher_sha256} if self.teacher_sha256 else {}),
                         schedulers=[s.state_dict() for s in self.schedulers])
 
     def save(self) -> None:
         """Atomically write the state file (rank 0 only: the ranks hold the same state)."""
         if distributed.is_main():
             save_atomic(self.contents(), self.path)
+        self.last_saved = self.path
 
     def interrupted(self, stop: GracefulStop, where: str) -> Interrupted:
         """The exception that ends a stopped run, with the command that resumes it."""
@@ -232,24 +287,29 @@ class RunState:
 
 
 def launcher(env: Mapping[str, str] | None = None) -> list[str]:
-    """How this process was started: `python`, or the torchrun command that gives the same
-    processes (rebuilt from the environment torchrun sets for its workers)."""
+    """How this process was started: the interpreter that runs it (a venv's, not a bare
+    `python`), or the torchrun command that gives the same processes (rebuilt from the
+    environment torchrun sets for its workers), through that interpreter too."""
     env = os.environ if env is None else env
     if int(env.get("WORLD_SIZE", "1")) <= 1:
-        return ["python"]
+        return [sys.executable]
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
     per_node = env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])
     nodes = int(env.get("GROUP_WORLD_SIZE", "1"))
     if nodes == 1:
-        return ["torchrun", "--standalone", "--nproc_per_node", per_node]
+        return [*torchrun, "--standalone", "--nproc_per_node", per_node]
     # The rendezvous endpoint is not in the workers' environment: the user fills it in.
-    return ["torchrun", "--nnodes", str(nodes), "--nproc_per_node", per_node,
+    return [*torchrun, "--nnodes", str(nodes), "--nproc_per_node", per_node,
             "--rdzv_backend", "c10d", "--rdzv_endpoint", "HOST:PORT"]
 
 
 def resume_command(state_path: str, argv: Sequence[str] | None = None,
                    env: Mapping[str, str] | None = None) -> str:
-    """The exact command line that continues this run (on every node, for several nodes)."""
+    """The exact command line that continues this run from the folder it started in (on every
+    node, for several nodes): the script by its absolute path."""
     argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).is_file():
+        argv[0] = str(Path(argv[0]).resolve())
     kept: list[str] = []
     skip = False
     for i, arg in enumerate(argv):
@@ -278,7 +338,8 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            raise Interrupted(signum, "second Ctrl-C: stopped at once; the state file holds the "
+                                      "last state saved before it (resume with --resume)")
         self.signum = signum
         when = ("at the next log point, with the other ranks" if distributed.world_size() > 1
                 else "after the current step")
@@ -315,5 +376,9 @@ def check_finite(losses: Sequence[torch.Tensor], labels: Sequence[str], state_pa
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
-        raise NonFiniteLoss(f"{labels[i]} is {values[i].item()}: stopping; the last good state "
-                            f"is {state_path} (lower the learning rate, or --resume from it)")
+        if state_path and Path(state_path).is_file():
+            where = f"the last good state is {state_path} (lower the learning rate, or --resume " \
+                    "from it)"
+        else:
+            where = "no state was saved yet (lower the learning rate and start again)"
+        raise NonFiniteLoss(f"{labels[i]} is {values[i].item()}: stopping; {where}")

@@ -54,7 +54,7 @@ def why_no_cuda() -> str:
         return "no NVIDIA driver found"
     return (f"an NVIDIA driver is present ({driver}) but torch {torch.__version__} (built for "
             f"CUDA {torch.version.cuda}) cannot use it: the driver is probably older than this "
-            "wheel needs, or the GPU is not visible to this process (see the README, GPUs)")
+            "wheel needs, or the GPU is not visible to this process (docs/gpus-and-clusters.md)")
 
 
 def describe_device(device: torch.device) -> str:

@@ -4,8 +4,13 @@
 #   TEACHER_ARGS  flags for the teacher script only (split on spaces), e.g. "--lr 0.05"
 #   DFAD_ARGS     flags for the DFAD script only, e.g. "--epoch_itrs 10"
 #   NPROC=N       launch each script under torchrun with N processes on this machine (one GPU each)
+#   FRESH=1       start the row over: its teacher's and its DFAD run's files are moved aside to
+#                 <name>.old-<time> first (nothing is deleted); FRESH=dfad keeps the teacher
 # A run script's own arguments go to both scripts. Both scripts' flags are checked before the
 # teacher starts, so a flag the other script would refuse fails at once, in one line.
+# Running a row again never destroys work: a finished teacher is reused, a stopped teacher or DFAD
+# run continues from its state file (--resume), a finished DFAD run says so and is not repeated
+# (docs/stopping-and-resuming.md).
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -15,6 +20,11 @@ if [ -n "${NPROC:-}" ] && ! [[ $NPROC =~ ^[1-9][0-9]*$ ]]; then
   echo "error: NPROC=$NPROC is not a number of processes: use e.g. NPROC=4 (one per GPU)" >&2
   exit 1
 fi
+case "${FRESH:-}" in
+  ""|0|1|dfad) ;;
+  *) echo "error: FRESH=$FRESH: use FRESH=1 (teacher and DFAD) or FRESH=dfad (DFAD only)" >&2
+     exit 1 ;;
+esac
 
 check_flags() {  # SCRIPT FLAGS...: exits with one line when SCRIPT would refuse FLAGS
   "$PYTHON" scripts/check_flags.py "$@" || exit 1
@@ -28,12 +38,54 @@ launch() {  # SCRIPT FLAGS...: plain python, or torchrun with NPROC processes
   fi
 }
 
+move_aside() {  # FILES...: each one that exists becomes <name>.old-<time>
+  local when
+  when=$(date +%Y%m%d-%H%M%S)
+  for file in "$@"; do
+    if [ -e "$file" ]; then
+      mv "$file" "$file.old-$when"
+      echo "moved aside: $file -> $file.old-$when"
+    fi
+  done
+}
+
+run_files() {  # CKPT RUN: a run's checkpoint, its companions and its per-run logs
+  local stem=${1%.pt}
+  echo "$1" "$stem-generator.pt" "$stem-state.pt" "log/$2.config.json" "log/$2.visdom.log"
+}
+
+run_step() {  # NAME CKPT RUN SCRIPT FLAGS...: reuse, continue or start one script of the row
+  local name=$1 ckpt=$2 run=$3
+  shift 3
+  local state=${ckpt%.pt}-state.pt
+  if [ -f "$state" ]; then  # the script says whether it continues or had finished
+    echo "===== $name: continuing from $state (--resume) ====="
+    launch "$@" --resume
+  elif [ -f "$ckpt" ] && [ "$name" = Teacher ]; then
+    echo "===== $name: reusing $ckpt (no state file beside it: trained elsewhere; FRESH=1" \
+      "trains a new one) ====="
+  else
+    [ -f "$ckpt" ] && move_aside $(run_files "$ckpt" "$run")  # a best student with no state
+    echo "===== $name ====="
+    launch "$@"
+  fi
+}
+
 run_row() {  # the row: check both scripts' flags, then the teacher, then DFAD
-  # (the caller's arrays `teacher` and `dfad` hold each script and its flags)
+  # (the caller's arrays `teacher` and `dfad` hold each script and its flags, `teacher_ckpt` and
+  # `student_ckpt` the checkpoints they write; the DFAD line reads the teacher's)
   check_flags "${teacher[@]}"
   check_flags "${dfad[@]}"
-  echo "===== Teacher ====="
-  launch "${teacher[@]}"
-  echo "===== DFAD ====="
-  launch "${dfad[@]}"
+  local teacher_run student_name
+  teacher_run=teacher-$(basename "${teacher_ckpt%.pt}")
+  student_name=$(basename "$student_ckpt")
+  local dfad_run=DFAD-${student_name%%-*}
+  # shellcheck disable=SC2046  # run_files lists file names without spaces
+  case "${FRESH:-}" in
+    1) move_aside $(run_files "$teacher_ckpt" "$teacher_run") \
+         $(run_files "$student_ckpt" "$dfad_run") ;;
+    dfad) move_aside $(run_files "$student_ckpt" "$dfad_run") ;;
+  esac
+  run_step Teacher "$teacher_ckpt" "$teacher_run" "${teacher[@]}"
+  run_step DFAD "$student_ckpt" "$dfad_run" "${dfad[@]}"
 }

@@ -6,12 +6,15 @@
 # DATA_ROOT=/path/to/data bash scripts/run_caltech101.sh   (default: data)
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
 # TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
-# (scripts/common.sh).
+# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
+# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
+# each script under torchrun with N processes (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data}
 source scripts/common.sh
+teacher_ckpt=checkpoint/teacher/caltech101-resnet34.pt  # the teacher writes it, DFAD reads it
+student_ckpt=checkpoint/student/caltech101-resnet18.pt
 
 # The original README's command: no --scheduler, so --step_size has no effect and the LR stays
 # at 0.1 for all 150 epochs
@@ -23,6 +26,6 @@ teacher=(train_teacher.py --dataset caltech101 --batch_size 128 --num_classes 10
 # The README's --lr_S 0.05, not the script default 0.1
 # (docs/original-release.md#script-defaults, #hard-coded-momentum-and-odd-defaults).
 dfad=(DFAD_caltech101.py --lr_S 0.05 --lr_G 1e-3 --scheduler --batch_size 64 \
-  --ckpt checkpoint/teacher/caltech101-resnet34.pt --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
+  --ckpt "$teacher_ckpt" --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
 
 run_row

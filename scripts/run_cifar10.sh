@@ -13,17 +13,20 @@
 # the authors' released checkpoint/teacher/cifar10-resnet34_8x.pt and run only the DFAD line.
 # Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
 # TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# PYTHON picks the interpreter; NPROC=N runs each script under torchrun with N processes
-# (scripts/common.sh).
+# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
+# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
+# each script under torchrun with N processes (scripts/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data}
 source scripts/common.sh
+teacher_ckpt=checkpoint/teacher/cifar10-resnet34_8x.pt  # the teacher writes it, DFAD reads it
+student_ckpt=checkpoint/student/cifar10-resnet18_8x.pt
 
 teacher=(train_teacher.py --dataset cifar10 --batch_size 128 --step_size 80 --epochs 200 \
   --model resnet34_8x --data_root "$DATA_ROOT" --download "$@" "${TEACHER_FLAGS[@]}")
 
-dfad=(DFAD_cifar.py --dataset cifar10 --ckpt checkpoint/teacher/cifar10-resnet34_8x.pt \
+dfad=(DFAD_cifar.py --dataset cifar10 --ckpt "$teacher_ckpt" \
   --scheduler --data_root "$DATA_ROOT" "$@" "${DFAD_FLAGS[@]}")
 
 run_row

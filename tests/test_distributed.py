@@ -127,22 +127,26 @@ def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_
         assert (stopped / f"latents-rank{rank}.bin").read_bytes() == expected, f"rank {rank}"
 
 
-def test_resume_hint_without_torchrun_is_python():
-    assert resume_command("s.pt", ["DFAD_mnist.py", "--resume", "old.pt"], env={}) == (
-        "python DFAD_mnist.py --resume s.pt")
+def test_resume_hint_without_torchrun_is_this_interpreter_and_the_scripts_path(tmp_path):
+    script = tmp_path / "DFAD_mnist.py"
+    script.touch()
+    assert shlex.split(resume_command("s.pt", [str(script), "--resume", "old.pt"], env={})) == [
+        sys.executable, str(script), "--resume", "s.pt"]
 
 
 def test_resume_hint_under_torchrun_on_one_node():
     env = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4", "GROUP_WORLD_SIZE": "1"}
-    assert resume_command("s.pt", ["DFAD_cifar.py", "--scheduler"], env=env) == (
-        "torchrun --standalone --nproc_per_node 4 DFAD_cifar.py --scheduler --resume s.pt")
+    assert shlex.split(resume_command("s.pt", ["DFAD_cifar.py", "--scheduler"], env=env)) == [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
+        "DFAD_cifar.py", "--scheduler", "--resume", "s.pt"]
 
 
 def test_resume_hint_under_torchrun_on_several_nodes():
     env = {"WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8", "GROUP_WORLD_SIZE": "2"}
     command = resume_command("s.pt", ["DFAD_cifar.py"], env=env)
     assert shlex.split(command, comments=True) == [
-        "torchrun", "--nnodes", "2", "--nproc_per_node", "8", "--rdzv_backend", "c10d",
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "8",
+        "--rdzv_backend", "c10d",
         "--rdzv_endpoint", "HOST:PORT", "DFAD_cifar.py", "--resume", "s.pt"]
     assert command.endswith("# on every node; HOST:PORT: the run's --rdzv_endpoint")
 

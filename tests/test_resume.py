@@ -114,8 +114,8 @@ def test_sigterm_saves_state_and_prints_the_resume_command(base, uninterrupted, 
     command = stopped.stderr.strip().splitlines()[-1].strip()
     assert command.endswith(f"--resume {STUDENT_STATE}")
     argv = shlex.split(command)
-    assert argv[0] == "python"
-    resumed = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=ENV,
+    assert argv[:2] == [sys.executable, str(REPO / "DFAD_mnist.py")]  # works as printed
+    resumed = subprocess.run(argv, cwd=tmp_path, env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert csv_rows(tmp_path / "log/DFAD-mnist.csv") == csv_rows(
@@ -200,7 +200,7 @@ def test_compatibility_only_flags_do_not_block_a_resume(uninterrupted, tmp_path)
     shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
     result = python([*DFAD, "--resume", "--momentum", "0.5", "--verbose"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "resumed from" in result.stdout
+    assert "finished before: 4 of 4 epochs" in result.stdout  # accepted; nothing left to do
 
 
 def tiny_distill(args: argparse.Namespace, recipe: Recipe) -> list[float]:
@@ -311,5 +311,5 @@ def test_run_state_resumes_a_teacher_state_file_of_the_older_format(tmp_path):
                        optimizer.state_dict()["state"][0]["momentum_buffer"])
     del old["optimizer"]  # only the objects of later versions may be missing
     torch.save(old, tmp_path / "old-state.pt")
-    with pytest.raises(UserError, match="old-state.pt holds no optimizer: it is another "):
+    with pytest.raises(UserError, match="old-state.pt holds no optimizer: it is "):
         state.resume()

@@ -123,3 +123,56 @@ def test_nproc_must_be_a_number(repo):
     result = run_script(repo, "scripts/run_cifar10.sh", NPROC="four")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: NPROC=four")
+
+
+def digests(folder: Path) -> dict[str, str]:
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
+
+
+def test_run_mnist_again_reuses_continues_and_starts_over_only_when_asked(repo):
+    """Run twice: nothing is retrained and nothing changes; with a larger --epochs both steps
+    continue from their states; FRESH=1 moves the old files aside, FRESH=dfad keeps the
+    teacher."""
+    write_tiny_mnist(repo / "data", n_train=16, n_test=20)
+    flags = [*SHARED, "--no_visdom"]
+    first = run_script(repo, "run_mnist.sh", *flags, DFAD_ARGS="--epoch_itrs 1")
+    assert_both_ran(first, repo, "mnist-lenet5")
+    outputs = {name: digest for name, digest in digests(repo).items()
+               if name.split("/")[0] in ("checkpoint", "log")}
+    again = run_script(repo, "run_mnist.sh", *flags, DFAD_ARGS="--epoch_itrs 1")
+    assert again.returncode == 0, again.stderr
+    assert "teacher finished before: 1 of 1 epochs" in again.stdout
+    assert "finished before: 1 of 1 epochs" in again.stdout.replace("teacher finished", "")
+    assert {name: digest for name, digest in digests(repo).items() if name in outputs} == outputs
+    assert set(outputs) <= set(digests(repo))
+    longer = run_script(repo, "run_mnist.sh", *flags, "--epochs", "2",
+                        DFAD_ARGS="--epoch_itrs 1")
+    assert longer.returncode == 0, longer.stderr
+    assert "resumed from checkpoint/teacher/mnist-lenet5-state.pt: 1 epochs done" in longer.stdout
+    assert ("resumed from checkpoint/student/mnist-lenet5_half-state.pt: 1 epochs"
+            in longer.stdout)
+    rows = (repo / "log/DFAD-mnist.csv").read_text().splitlines()
+    assert len(rows) == 1  # one run, trained longer: still one row
+    teacher = digests(repo)["checkpoint/teacher/mnist-lenet5.pt"]
+    dfad_only = run_script(repo, "run_mnist.sh", *flags, "--epochs", "2",
+                           DFAD_ARGS="--epoch_itrs 1", FRESH="dfad")
+    assert dfad_only.returncode == 0, dfad_only.stderr
+    assert "moved aside: checkpoint/student/mnist-lenet5_half-state.pt -> " in dfad_only.stdout
+    assert "teacher finished before: 2 of 2 epochs" in dfad_only.stdout
+    assert digests(repo)["checkpoint/teacher/mnist-lenet5.pt"] == teacher
+    assert len((repo / "log/DFAD-mnist.csv").read_text().splitlines()) == 2  # a new run
+    fresh = run_script(repo, "run_mnist.sh", *flags, DFAD_ARGS="--epoch_itrs 1", FRESH="1")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "===== Teacher =====" in fresh.stdout and "===== DFAD =====" in fresh.stdout
+    old = sorted(p.name for p in (repo / "checkpoint/teacher").glob("*.old-*"))
+    assert [name.split(".old-")[0] for name in old] == ["mnist-lenet5-state.pt",
+                                                         "mnist-lenet5.pt"]
+    assert len(list((repo / "checkpoint/student").glob("*-state.pt.old-*"))) == 2
+
+
+def test_fresh_must_be_1_or_dfad(repo):
+    result = run_script(repo, "run_mnist.sh", FRESH="yes")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: FRESH=yes")

@@ -45,13 +45,20 @@ def server_is_up(server: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> 
         return False
 
 
+class NotVisdom(Exception):
+    """The port answered, but refused a plot: something other than visdom listens there."""
+
+
 def _client_class() -> type:
-    """visdom's client posts with no timeout; this one gives up after POST_TIMEOUT_S."""
+    """visdom's client posts with no timeout and takes any answer, an HTTP error page included;
+    this one gives up after POST_TIMEOUT_S and raises on a refused post."""
 
     class Client(visdom.Visdom):
         def _handle_post(self, url: str, data: Any = None) -> str:
             response = self.session.post(url, data={} if data is None else data,
                                          timeout=POST_TIMEOUT_S)
+            if response.status_code >= 400:
+                raise NotVisdom(f"HTTP {response.status_code}")
             return response.text
 
     return Client
@@ -100,7 +107,9 @@ class VisdomPlotter:
                 self.online = True
                 return
             except Exception as err:  # noqa: BLE001 - anything the client raises: go offline
-                reason = f"failed ({type(err).__name__})"
+                reason = (f"answered, but refused visdom's requests ({err}): is it a visdom "
+                          "server?" if isinstance(err, NotVisdom)
+                          else f"failed ({type(err).__name__})")
         else:
             reason = "is not reachable"
         where = f"writing plots to {log} (replay it later)" if log else "no plots"
@@ -123,8 +132,10 @@ class VisdomPlotter:
             self.online = False
             self._viz.offline = True
             where = f"plots go on to {self.log_path} only" if self.log_path else "plotting stops"
-            warn(f"visdom server {self.server}:{self.port} stopped answering "
-                 f"({type(err).__name__}): {where}")
+            what = (f"refused a plot ({err}): is it a visdom server? (visdom -p {self.port})"
+                    if isinstance(err, NotVisdom) else
+                    f"stopped answering ({type(err).__name__})")
+            warn(f"visdom server {self.server}:{self.port} {what}; {where}")
             if self.log_path is None:
                 self._viz = None
 
