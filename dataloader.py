@@ -23,7 +23,6 @@ from torch.utils.data import (
     SequentialSampler,
     get_worker_info,
 )
-from torch.utils.data._utils.worker import _generate_state
 from torchvision import datasets, transforms
 
 from dataset.caltech import Caltech101
@@ -217,11 +216,14 @@ def _build(entry: DatasetEntry, root: str, train: bool, download: bool, cache: b
 
 
 def _seed_like_a_new_worker(base_seed: int, worker_id: int) -> None:
-    """What DataLoader does in a worker it has just started (torch/utils/data/_utils/worker.py)."""
+    """What DataLoader does in a worker it has just started (torch/utils/data/_utils/worker.py):
+    numpy's seed is torch's private `_generate_state`, which is numpy's own SeedSequence of
+    these four words (tests/test_loaders.py checks that they agree)."""
     seed = base_seed + worker_id
     random.seed(seed)
     torch.manual_seed(seed)
-    np.random.seed(_generate_state(base_seed, worker_id))
+    words = [worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32, 0]
+    np.random.seed(np.random.SeedSequence(words).generate_state(4))
 
 
 class EpochSeeds(Sampler[tuple[int, int]]):

@@ -23,8 +23,9 @@ from baselines.sources import GaussianImages, RealImages
 from dataloader import DATASETS
 from engine.dfad import Recipe, distill
 from engine.evaluation import evaluate_classification
+from engine.flags import add_student_args
 from network import lenet
-from runtime.cli import help_example, int_at_least, non_negative_float, positive_float, run_main
+from runtime.cli import help_example, run_main
 
 IMAGE_SHAPE = (1, 32, 32)
 METHODS = {"original": "KD_ORI", "random": "RANDOM"}
@@ -42,20 +43,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inputs", choices=tuple(METHODS), required=True,
                         help="original: MNIST training images (KD-ORI); random: N(0, 1) "
                              "images (RANDOM)")
-    parser.add_argument("--batch_size", type=int_at_least(1), default=512,
-                        help="inputs per student step (default: 512)")
-    parser.add_argument("--epochs", type=int_at_least(1), default=40,
-                        help="number of 'epochs' of --epoch_itrs iterations (default: 40)")
-    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=50,
-                        help="iterations of 5 student steps per epoch (default: 50)")
-    parser.add_argument("--lr_S", type=positive_float, default=0.01,
-                        help="student SGD learning rate (default: 0.01)")
-    parser.add_argument("--weight_decay", type=non_negative_float, default=1e-4,
-                        help="student weight decay (default: 1e-4)")
-    parser.add_argument("--scheduler", action="store_true",
-                        help="StepLR(--step_size, 0.1) on the student, as DFAD_mnist.py")
-    parser.add_argument("--step_size", type=int_at_least(1), default=100,
-                        help="StepLR period in epochs (default: 100)")
+    # DFAD_mnist.py's student side (engine/flags.py)
+    add_student_args(parser, batch_size=512, epochs=40, lr_S=0.01, weight_decay=1e-4,
+                     min_batch=1, batch_help="inputs per student step",
+                     iteration="of 5 student steps",
+                     scheduler_help="StepLR(--step_size, 0.1) on the student, as DFAD_mnist.py")
     add_common_args(parser, test_batch_size=256)
     # The loop's latent size: RANDOM's images are the latents themselves; KD-ORI ignores them.
     parser.set_defaults(nz=None, lr_G=None)

@@ -26,7 +26,8 @@ class GaussianImages(nn.Module):
 
 
 class RealImages(nn.Module):
-    """KD-ORI: the training images, in a fresh random order on every pass, held in memory.
+    """KD-ORI: the training images, in a fresh random order on every pass, held in the memory of
+    the device that reads them.
 
     The position in the stream is a buffer, so it travels with the state file and a resumed run
     reads the same images an uninterrupted one would. Batches continue across the end of a pass
@@ -42,6 +43,13 @@ class RealImages(nn.Module):
         self.seed = seed
         self.register_buffer("drawn", torch.zeros((), dtype=torch.int64))
         self._order: tuple[int, torch.Tensor] | None = None
+        # A host copy of `drawn`: reading a device counter every call would wait for the GPU
+        # five times per iteration. Read once, and again after a state is loaded.
+        self._position: int | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: module._forget_position())
+
+    def _forget_position(self) -> None:
+        self._position = None
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, seed: int, batch_size: int = 1000) -> RealImages:
@@ -50,15 +58,22 @@ class RealImages(nn.Module):
         return cls(torch.cat([images for images, _ in loader]), seed)
 
     def order(self, epoch: int) -> torch.Tensor:
-        """The permutation of pass `epoch`: a function of (seed, pass) only."""
+        """The permutation of pass `epoch`: a function of (seed, pass) only, on the images'
+        device."""
         if self._order is None or self._order[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._order = (epoch, torch.randperm(len(self.images), generator=g))
+            self._order = (epoch, torch.randperm(len(self.images), generator=g)
+                           .to(self.images.device))
         return self._order[1]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.images.device != z.device:  # once: then every batch is a gather on the device
+            self.images = self.images.to(z.device)
+            self._order = None
         n, total = z.shape[0], len(self.images)
-        position = int(self.drawn)
+        if self._position is None:
+            self._position = int(self.drawn)
+        position = self._position
         chunks = []
         while n > 0:
             epoch, offset = divmod(position, total)
@@ -66,5 +81,6 @@ class RealImages(nn.Module):
             chunks.append(self.order(epoch)[offset:offset + take])
             position, n = position + take, n - take
         if self.training:
+            self._position = position
             self.drawn.fill_(position)
-        return self.images[torch.cat(chunks)].to(z.device)
+        return self.images[torch.cat(chunks)]

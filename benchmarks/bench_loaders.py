@@ -4,7 +4,7 @@
 
 Run from the repository root. It writes (once, into --data) CamVid as 360x480 PNGs, Caltech101 as
 300x200 / 300x250 JPEGs and CIFAR-10 as torchvision's pickled batches, with the test suite's
-fixture writers (tests/*_fixtures.py), then times `dataloader.get_dataloader(args)`'s train
+fixture writers (tests/helpers/*_fixtures.py), then times `dataloader.get_dataloader(args)`'s train
 loader over --epochs epochs per (dataset, workers, cache) setting. The first epoch includes
 starting the workers (and, with --cache_images, decoding the images into memory); later epochs
 are the steady state a long run sees. Random pixels are the slow case for PNG and JPEG decoding.
@@ -23,13 +23,12 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the project, the fixture writers
-
-from caltech_fixtures import CATEGORIES, write_tiny_caltech  # noqa: E402
-from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10  # noqa: E402
-from segmentation_fixtures import write_tiny_camvid  # noqa: E402
+sys.path.insert(0, str(REPO))  # the project and its test fixture writers
 
 from dataloader import get_dataloader  # noqa: E402
+from tests.helpers.caltech_fixtures import CATEGORIES, write_tiny_caltech  # noqa: E402
+from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10  # noqa: E402
+from tests.helpers.segmentation_fixtures import write_tiny_camvid  # noqa: E402
 
 # The teacher scripts' default batch sizes (train_teacher_seg.py, train_teacher.py).
 BATCH = {"camvid": 16, "caltech101": 256, "cifar10": 256}

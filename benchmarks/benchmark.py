@@ -136,7 +136,7 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
     """Time `iters` iterations after `warmup` ones, in this process."""
     config = CONFIGS[name]
     set_cudnn(cudnn_benchmark)
-    if mode != "reference":  # the entry scripts do this in utils/cli.run_main
+    if mode != "reference" and device.type == "cpu":  # as runtime/startup.py setup_runtime
         keep_freed_memory()
     torch.manual_seed(0)
     teacher, student, generator = config.build()
@@ -153,7 +153,7 @@ def measure(name: str, mode: str, device: torch.device, batch_size: int, iters: 
                                  generator, Recipe(name, "unused.pt", config.generator_loss,
                                                    evaluate_classification, "acc"),
                                  device, test_loader=None)
-        t, s, g = run.train_teacher, run.train_student, run.train_generator
+        t, s, g = run.teacher_view, run.student_view, run.generator_view
         optimizer_S, optimizer_G, precision = run.optimizer_S, run.optimizer_G, run.precision
     if mode == "health":
         with torch.no_grad(), eval_mode(generator):

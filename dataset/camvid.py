@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from dataset.image_label_pairs import ImageLabelPairs
 from runtime.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -52,12 +52,13 @@ def decode_target(target: Any) -> np.ndarray:
     return COLORMAP[ids]
 
 
-class CamVid(Dataset):
+class CamVid(ImageLabelPairs):
     """(image, label) pairs of one split, sorted by file name; labels come back as int64 ids."""
 
     classes = CLASSES
     num_classes = len(CLASSES)
     decode_target = staticmethod(decode_target)
+    remap_target = staticmethod(remap_target)
 
     def __init__(
         self,
@@ -65,13 +66,7 @@ class CamVid(Dataset):
         split: str = "train",
         transforms: Callable[[Image.Image, Image.Image], tuple[Any, Any]] | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.root = Path(root)
-        self.split = split
-        self.transforms = transforms
-        # (image, label) pairs held in memory (--cache_images, dataloader.py), else None
-        self.decoded: list[tuple[Image.Image, Image.Image]] | None = None
+        super().__init__(root, split, SPLITS, transforms)
         image_dir, label_dir = self.root / split, self.root / f"{split}annot"
         for folder in (image_dir, label_dir):
             if not folder.is_dir():
@@ -84,22 +79,3 @@ class CamVid(Dataset):
         if len(self.images) != len(self.labels):
             raise UserError(f"CamVid {split}: {len(self.images)} images in {image_dir} but "
                             f"{len(self.labels)} label maps in {label_dir}")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def read(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The image and its label map, from memory when decoded there, else from disk."""
-        if self.decoded is not None:
-            return self.decoded[index]
-        return Image.open(self.images[index]).convert("RGB"), Image.open(self.labels[index])
-
-    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image, label = self.read(index)
-        if self.transforms is not None:
-            image, label = self.transforms(image, label)
-        # The remap runs after the transforms, as in the original
-        # (docs/original-release.md#datasets-and-on-disk-layouts).
-        if not isinstance(label, torch.Tensor):  # no transforms: still a PIL image
-            label = torch.from_numpy(np.array(label))
-        return image, remap_target(label)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from dataset.image_label_pairs import ImageLabelPairs
 from runtime.errors import UserError
 
 SPLITS = ("train", "test")
@@ -81,12 +81,13 @@ def _read_split(path: Path, split: str) -> np.ndarray:
     return np.asarray(indices, dtype=np.int64).reshape(-1)
 
 
-class NYUv2(Dataset):
+class NYUv2(ImageLabelPairs):
     """(image, label) pairs of the train (795) or test (654) split; labels as int64 ids."""
 
     classes = CLASSES
     num_classes = len(CLASSES)
     decode_target = staticmethod(decode_target)
+    remap_target = staticmethod(remap_target)
 
     def __init__(
         self,
@@ -94,13 +95,7 @@ class NYUv2(Dataset):
         split: str = "train",
         transforms: Callable[[Image.Image, Image.Image], tuple[Any, Any]] | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.root = Path(root)
-        self.split = split
-        self.transforms = transforms
-        # (image, label) pairs held in memory (--cache_images, dataloader.py), else None
-        self.decoded: list[tuple[Image.Image, Image.Image]] | None = None
+        super().__init__(root, split, SPLITS, transforms)
         meta = self.root / "nyuv2-meta-data"
         splits_file = meta / "splits.mat"
         label_dir = meta / f"{split}_labels_13"
@@ -122,22 +117,3 @@ class NYUv2(Dataset):
             if missing:
                 raise UserError(f"NYUv2 {split}: {len(missing)} of {len(files)} files missing, "
                                 f"first {missing[0]} (from {origin})")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def read(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The image and its label map, from memory when decoded there, else from disk."""
-        if self.decoded is not None:
-            return self.decoded[index]
-        return Image.open(self.images[index]).convert("RGB"), Image.open(self.labels[index])
-
-    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image, label = self.read(index)
-        if self.transforms is not None:
-            image, label = self.transforms(image, label)
-        # The lookup runs after the transforms, as in the original
-        # (docs/original-release.md#datasets-and-on-disk-layouts).
-        if not isinstance(label, torch.Tensor):  # no transforms: still a PIL image
-            label = torch.from_numpy(np.array(label))
-        return image, remap_target(label)

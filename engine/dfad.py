@@ -24,9 +24,9 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
+from engine.epoch_progress import EpochProgress
 from engine.evaluation import Evaluate, OriginalTestDraws
 from reporting.generator_health import GeneratorHealth, summary
-from reporting.progress import progress_bar
 from reporting.run_logger import RunLogger
 from runtime import distributed
 from runtime.checkpoint import companion_path, file_sha256, load_weights, save_all_atomic
@@ -40,7 +40,7 @@ from runtime.run_files import (
     step_schedulers,
     write_config,
 )
-from runtime.run_state import GracefulStop, RunState, check_finite, run_flags, state_due
+from runtime.run_state import GracefulStop, RunState, run_flags, state_due
 from tables.csv_rows import append_csv_row, has_run
 
 # hard-coded in every original DFAD script (docs/original-release.md#the-method)
@@ -70,7 +70,7 @@ def generator_loss_log_mae(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-FP32 = Precision(None, torch.device("cpu"))  # the default: every step in plain fp32
+FP32_PRECISION = Precision(None, torch.device("cpu"))  # the default: every step in plain fp32
 # (teacher, student, generator, optimizer_S, optimizer_G, z, precision) -> losses, with at least
 # "loss_S" and "loss_G": one step that trains both networks at once (the DAFL baseline).
 JointStep = Callable[..., dict[str, torch.Tensor]]
@@ -147,7 +147,7 @@ def student_step(
     precision: Precision | None = None,
 ) -> torch.Tensor:
     """Imitation: one SGD step of the student towards the teacher on a generated batch."""
-    precision = precision or FP32
+    precision = precision or FP32_PRECISION
     with precision.autocast():
         with torch.no_grad():
             # The generator is in train mode here, so its BN running stats update on every
@@ -173,7 +173,7 @@ def generator_step(
     precision: Precision | None = None,
 ) -> torch.Tensor:
     """Generation: one Adam step of the generator towards samples where S and T disagree."""
-    precision = precision or FP32
+    precision = precision or FP32_PRECISION
     optimizer_G.zero_grad(set_to_none=True)
     # The gradient reaches G through both networks, but the student's parameters collect none
     # (docs/original-release.md#gradient-hygiene). The student stays in train mode, so its BN
@@ -211,9 +211,9 @@ class Distillation:
     student: nn.Module
     generator: nn.Module
     # What the steps call: compiled and/or DDP-wrapped views sharing the plain modules' weights.
-    train_teacher: nn.Module
-    train_student: nn.Module
-    train_generator: nn.Module
+    teacher_view: nn.Module
+    student_view: nn.Module
+    generator_view: nn.Module
     optimizer_S: Optimizer
     optimizer_G: Optimizer | None  # None: the KD baselines' fixed input sources
     schedulers: list[LRScheduler]
@@ -274,8 +274,6 @@ def setup_distillation(
     if state_file is not None and not state.finished:
         print(f"resumed from {state_file}: {state.epochs_done} epochs and "
               f"{state.iterations_done} iterations done, best {recipe.metric}={state.best:.4f}")
-    if logger is not None:  # the metrics file's lines name the run as its CSV row does
-        logger.run_id = state.run_id
     return Distillation(
         args, recipe, device, teacher, student, generator,
         maybe_compile(teacher, args.compile),
@@ -292,49 +290,39 @@ def train_epoch(run: Distillation, epoch: int) -> tuple[dict[str, float], int]:
     than `epoch_itrs` when a stop was requested.
     """
     args, recipe, device = run.args, run.recipe, run.device
-    teacher, student, generator = run.train_teacher, run.train_student, run.train_generator
+    teacher, student, generator = run.teacher_view, run.student_view, run.generator_view
     teacher.eval()
     student.train()
     generator.train()
     loss_S = loss_G = torch.zeros((), device=device)  # on the device: they are stacked
-    trains_generator = run.recipe.trains_generator
-    logged = {"loss_S": 0.0, "loss_G": 0.0} if trains_generator else {"loss_S": 0.0}
-    pending: list[torch.Tensor] = []  # checked for NaN/inf at log points: no per-step host sync
-    labels: list[str] = []
+    logged = {"loss_S": 0.0, "loss_G": 0.0} if recipe.trains_generator else {"loss_S": 0.0}
     first = run.state.iterations_done + 1
     i = first - 1
-    bar = progress_bar(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", initial=i)
+    progress = EpochProgress(args.epoch_itrs, f"epoch {epoch}/{args.epochs}", args.log_interval,
+                             run.stop, device, run.state.last_saved, done=i)
     for i in range(first, args.epoch_itrs + 1):
+        at = f"at epoch {epoch}, iteration {i}"
         for k in range(1, recipe.student_steps + 1):
             z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
             loss_S = student_step(teacher, student, generator, run.optimizer_S, z, run.precision)
-            pending.append(loss_S)
-            labels.append(f"student loss at epoch {epoch}, iteration {i}, student step {k}")
+            progress.watch(loss_S, f"student loss {at}, student step {k}")
         if recipe.joint_step is not None:
             z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
             losses = recipe.joint_step(teacher, student, generator, run.optimizer_S,
                                        run.optimizer_G, z, run.precision)
             loss_S, loss_G = losses["loss_S"], losses["loss_G"]
-            pending += [loss_S, loss_G]
-            labels += [f"student loss at epoch {epoch}, iteration {i}",
-                       f"generator loss at epoch {epoch}, iteration {i}"]
+            progress.watch(loss_S, f"student loss {at}")
+            progress.watch(loss_G, f"generator loss {at}")
         elif recipe.generator_loss is not None:
             z = distributed.shard(sample_noise(args.batch_size, args.nz, device))
             loss_G = generator_step(teacher, student, generator, run.optimizer_G, z,
                                     recipe.generator_loss, run.precision)
-            pending.append(loss_G)
-            labels.append(f"generator loss at epoch {epoch}, iteration {i}")
-        log_point = i % args.log_interval == 0 or i == args.epoch_itrs
-        stopping = run.stop.agreed(device, log_point)
-        if log_point or stopping:
-            check_finite(pending, labels, run.state.last_saved)
-            pending.clear()
-            labels.clear()
-            logged = log_losses(run, epoch, i, loss_S, loss_G, bar)
-        bar.update()
-        if stopping:
+            progress.watch(loss_G, f"generator loss {at}")
+        if progress.log_point(i):
+            logged = log_losses(run, epoch, i, loss_S, loss_G, progress.bar)
+        if progress.advance():
             break
-    bar.close()
+    progress.close()
     return logged, i
 
 
@@ -398,7 +386,7 @@ def report(run: Distillation, epoch: int, metrics: dict[str, float], health: dic
           f"{summary(health) + ' | ' if health else ''}{seconds:.1f}s", flush=True)
     if run.logger is not None:  # visdom, metrics file, sample PNGs (reporting/run_logger.py)
         run.logger.epoch(epoch, {**metrics, **losses, f"best_{metric}": best, "lr_S": lr_S,
-                                 **health})
+                                 **health}, run.state.run_id)
         if health:
             run.logger.health(epoch, health)
         run.logger.samples(test_loader, run.device, run.student, run.teacher, run.generator)
@@ -428,8 +416,9 @@ def distill(
 ) -> list[float]:
     """The whole run: set-up, epochs, evaluation, checkpoints, the CSV row.
 
-    After every `--save_every` epochs (and on SIGINT/SIGTERM) it writes `recipe.state_path`,
-    from which `--resume` continues exactly. Returns the per-epoch metric list (the CSV row).
+    After every `--save_every` epochs (and on SIGINT/SIGTERM, mid-epoch too) it writes
+    `recipe.state_path`, from which `--resume` continues exactly. Returns the per-epoch metric
+    list (the CSV row).
     Under torchrun every rank trains its slice of each batch; rank 0 evaluates and writes.
     """
     main = distributed.is_main()
@@ -457,17 +446,12 @@ def distill(
                 step_schedulers(run.schedulers)  # not again when resuming mid-epoch
             losses, done = train_epoch(run, epoch)
             if done < args.epoch_itrs:  # a stop was requested mid-epoch
-                state.iterations_done = done
-                state.save()
-                raise state.interrupted(run.stop, f"stopped at epoch {epoch}, iteration {done}; "
-                                                  f"state saved to {state.path}")
-            state.epochs_done, state.iterations_done = epoch, 0
+                raise state.stopped_in_epoch(run.stop, epoch, done)
             metrics, health = evaluate(run, epoch, test_loader)
             if not recipe.scheduler_at_epoch_start:
                 step_schedulers(run.schedulers)
             stopping = distributed.any_rank(run.stop.requested, device)
-            if state_due(args, epoch) or stopping:
-                state.save()
+            state.end_epoch(epoch, save=state_due(args, epoch) or stopping)
             if main:
                 report(run, epoch, metrics, health, losses, time.perf_counter() - start,
                        test_loader)

@@ -42,37 +42,75 @@ def add_dfad_args(
     docs/original-release.md#ignored-and-decorative-flags). Returns the group of the flags accepted
     for compatibility only, for the script's own such flags.
     """
-    parser.add_argument("--batch_size", type=int_at_least(2), default=batch_size,
-                        help=f"generated samples per step (default: {batch_size})")
-    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
-                        help=f"batch size of the real test set (default: {test_batch_size})")
-    parser.add_argument("--epochs", type=int_at_least(1), default=epochs,
-                        help=f"number of 'epochs' of --epoch_itrs iterations (default: {epochs})")
-    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=50,
-                        help="iterations (5 student + 1 generator step) per epoch (default: 50)")
-    parser.add_argument("--lr_S", type=positive_float, default=lr_S,
-                        help=f"student SGD learning rate (default: {lr_S})")
+    add_student_args(parser, batch_size=batch_size, epochs=epochs, lr_S=lr_S,
+                     weight_decay=weight_decay, min_batch=2,
+                     batch_help="generated samples per step",
+                     iteration="(5 student + 1 generator step)",
+                     scheduler_help=f"decay both learning rates: {schedule}" if schedule else
+                     "decay both learning rates (the schedule is the paper row's)",
+                     step_size=uses_step_size)
     parser.add_argument("--lr_G", type=positive_float, default=1e-3,
                         help="generator Adam learning rate (default: 1e-3)")
-    parser.add_argument("--weight_decay", type=non_negative_float, default=weight_decay,
-                        help=f"student weight decay (default: {weight_decay})")
     parser.add_argument("--nz", type=int_at_least(1), default=nz,
                         help=f"latent size of the generator (default: {nz})")
-    parser.add_argument("--scheduler", action="store_true",
-                        help=f"decay both learning rates: {schedule}" if schedule else
-                             "decay both learning rates (the schedule is the paper row's)")
     compat = parser.add_argument_group(COMPAT_TITLE)
     compat.add_argument("--momentum", type=float, default=0.9,
                         help="the student's SGD momentum is fixed at 0.9 as in the original "
                              "(docs/original-release.md#hard-coded-momentum-and-odd-defaults)")
-    if uses_step_size:
-        parser.add_argument("--step_size", type=int_at_least(1), default=100,
-                            help="StepLR period in epochs, where the row uses StepLR "
-                                 "(default: 100)")
-    else:
+    if not uses_step_size:
         compat.add_argument("--step_size", type=int_at_least(1), default=100,
                             help="this script's --scheduler has fixed milestones "
                                  "(docs/original-release.md#ignored-and-decorative-flags)")
+    add_health_args(parser)
+    add_run_args(parser, datasets=datasets, model=model, ckpt=ckpt,
+                 test_batch_size=test_batch_size)
+    return compat
+
+
+def add_student_args(
+    parser: argparse.ArgumentParser,
+    *,
+    batch_size: int,
+    epochs: int,
+    lr_S: float,
+    weight_decay: float,
+    min_batch: int,
+    batch_help: str,
+    iteration: str,
+    scheduler_help: str,
+    step_size: bool = True,
+) -> None:
+    """The student's side of the loop, which the DFAD scripts and the KD baselines share: batch,
+    epochs of --epoch_itrs iterations, SGD, --scheduler (and its --step_size when `step_size`)."""
+    parser.add_argument("--batch_size", type=int_at_least(min_batch), default=batch_size,
+                        help=f"{batch_help} (default: {batch_size})")
+    parser.add_argument("--epochs", type=int_at_least(1), default=epochs,
+                        help=f"number of 'epochs' of --epoch_itrs iterations (default: {epochs})")
+    parser.add_argument("--epoch_itrs", type=int_at_least(1), default=50,
+                        help=f"iterations {iteration} per epoch (default: 50)")
+    parser.add_argument("--lr_S", type=positive_float, default=lr_S,
+                        help=f"student SGD learning rate (default: {lr_S})")
+    parser.add_argument("--weight_decay", type=non_negative_float, default=weight_decay,
+                        help=f"student weight decay (default: {weight_decay})")
+    parser.add_argument("--scheduler", action="store_true", help=scheduler_help)
+    if step_size:
+        parser.add_argument("--step_size", type=int_at_least(1), default=100,
+                            help="StepLR period in epochs, where the row uses StepLR "
+                                 "(default: 100)")
+
+
+def add_run_args(
+    parser: argparse.ArgumentParser,
+    *,
+    datasets: Sequence[str],
+    model: str,
+    ckpt: str,
+    test_batch_size: int,
+) -> None:
+    """The test set, the networks' files, and the runtime, speed and numerics flags: of every
+    script that runs the DFAD engine, baselines included."""
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
+                        help=f"batch size of the real test set (default: {test_batch_size})")
     parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
     parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
                         help=f"default: {datasets[0]}")
@@ -81,11 +119,9 @@ def add_dfad_args(
     parser.add_argument("--ckpt", default=ckpt, help=f"teacher state_dict (default: {ckpt})")
     parser.add_argument("--stu_ckpt", default=None,
                         help="start from this student state_dict (and its -generator.pt)")
-    add_health_args(parser)
     add_runtime_args(parser)
     add_speed_args(parser)
     add_original_numerics_arg(parser)
-    return compat
 
 
 def add_health_args(parser: argparse.ArgumentParser) -> None:

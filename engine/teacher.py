@@ -14,8 +14,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
+from engine.epoch_progress import EpochProgress
 from engine.evaluation import Evaluate, OriginalTestDraws
-from reporting.progress import progress_bar
 from reporting.run_logger import RunLogger
 from runtime import distributed
 from runtime.checkpoint import companion_path, save_atomic
@@ -27,7 +27,7 @@ from runtime.run_files import (
     step_schedulers,
     write_config,
 )
-from runtime.run_state import GracefulStop, RunState, check_finite, cpu_copy, state_due
+from runtime.run_state import GracefulStop, RunState, state_due
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -48,16 +48,15 @@ def train_one_epoch(
     """One pass over the training set; returns the last batch's loss.
 
     Stops early (after the current batch) when a stop is requested; the caller then discards the
-    partial epoch, so a resumed run repeats it exactly. `precision` is `--amp`
-    (runtime/precision.py);
-    its student scaler is the teacher's one objective.
+    partial epoch, so a resumed run repeats it exactly (runtime/run_state.py RunState says why).
+    `precision` is `--amp` (runtime/precision.py); its student scaler is the teacher's one
+    objective.
     """
     precision = precision or Precision(None, device)
     model.train()
     loss = torch.zeros(())
-    pending: list[torch.Tensor] = []
-    labels: list[str] = []
-    bar = progress_bar(len(loader), f"epoch {epoch}")
+    progress = EpochProgress(len(loader), f"epoch {epoch}", log_interval, stop, device,
+                             state_path)
     for i, (images, targets) in enumerate(loader, start=1):
         # Pinned batches (a CUDA run, dataloader.py) copy while the GPU still works.
         images = images.to(device, non_blocking=True)
@@ -67,22 +66,15 @@ def train_one_epoch(
             output = model(images)
         loss = loss_fn(output.float(), targets)
         precision.backward_step(loss, optimizer, precision.scaler_S)
-        pending.append(loss.detach())
-        labels.append(f"training loss at epoch {epoch}, batch {i}")
-        log_point = i % log_interval == 0 or i == len(loader)
-        if log_point:
-            check_finite(pending, labels, state_path)
-            pending.clear()
-            labels.clear()
-            if verbose and bar.disable:
+        progress.watch(loss.detach(), f"training loss at epoch {epoch}, batch {i}")
+        if progress.log_point(i):
+            if verbose and progress.bar.disable:
                 print(f"Train Epoch: {epoch} [{i}/{len(loader)}]\tLoss: {loss.item():.6f}",
                       flush=True)
-            bar.set_postfix_str(f"loss={loss.item():.4f}", refresh=False)
-        bar.update()
-        if stop is not None and stop.agreed(device, log_point):
+            progress.bar.set_postfix_str(f"loss={loss.item():.4f}", refresh=False)
+        if progress.advance():
             break
-    bar.close()
-    check_finite(pending, labels, state_path)
+    progress.close()
     return loss.item()
 
 
@@ -111,8 +103,10 @@ def fit_teacher(
         remove_stale_tmp(ckpt_path, state_path)
     schedulers = [scheduler] if scheduler is not None else []
     precision = Precision(args.amp, device)
+    # A stop falls back to the last complete epoch (RunState says why).
     state = RunState(state_path, args,
-                     {"model": model, "optimizer": optimizer, "precision": precision}, schedulers)
+                     {"model": model, "optimizer": optimizer, "precision": precision}, schedulers,
+                     mid_epoch=False)
     state_file = state.resume()
     if state_file is not None and not state.finished:
         print(f"resumed from {state_file}: {state.epochs_done} epochs done, best "
@@ -129,7 +123,6 @@ def fit_teacher(
     # --compile the steps call the compiled view; evaluation and checkpoints use the plain module.
     train_model = distributed.wrap(maybe_compile(model, args.compile), device, args.sync_bn)
     stop = GracefulStop()
-    unwritten: dict | None = None
     with stop.installed():
         for epoch in range(state.epochs_done + 1, args.epochs + 1):
             start = time.perf_counter()
@@ -141,10 +134,7 @@ def fit_teacher(
                                          epoch, args.log_interval, args.verbose, stop,
                                          state.last_saved, precision)
             if distributed.any_rank(stop.requested, device):
-                if unwritten is not None:  # the last complete epoch's state, kept in memory
-                    save_atomic(unwritten, state.path)
-                raise state.interrupted(stop, f"stopped during epoch {epoch}; {state.path} holds "
-                                              f"the state after epoch {epoch - 1}")
+                raise state.stopped_in_epoch(stop, epoch)
             # The test loader draws its seeds from the global RNG. By default forking keeps the
             # training stream independent of evaluation, and so every rank's stream equal to
             # rank 0's; --original_numerics draws what the original's test() did, on every rank
@@ -156,21 +146,16 @@ def fit_teacher(
                 continue
             with nullcontext() if args.original_numerics else torch.random.fork_rng(devices=[]):
                 metrics = evaluate(model, draws, device)
-            state.epochs_done = epoch
             if state.record(metrics[metric]):
                 save_atomic(model.state_dict(), ckpt_path)
-            if state_due(args, epoch):
-                state.save()
-                unwritten = None
-            else:  # --save_every: a host copy, written only if a stop comes first
-                unwritten = cpu_copy(state.contents())
+            state.end_epoch(epoch, save=state_due(args, epoch))
             print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}="
                   f"{state.best:.4f} | lr={optimizer.param_groups[0]['lr']:.2e} | "
                   f"train_loss={train_loss:.4f} | {time.perf_counter() - start:.1f}s", flush=True)
             if logger is not None:  # visdom, metrics file, sample PNGs (reporting/run_logger.py)
                 logger.epoch(epoch, {**metrics, "train_loss": train_loss,
                                      f"best_{metric}": state.best,
-                                     "lr": optimizer.param_groups[0]["lr"]})
+                                     "lr": optimizer.param_groups[0]["lr"]}, state.run_id)
                 logger.samples(test_loader, device, model)
     print(f"Best {metric}={state.best:.6f}")
     return state.best

@@ -5,7 +5,8 @@ One object per run, handed to `distill()` / `fit_teacher()`:
   #classification-teacher-training, #segmentation-teacher-training): `Loss_S`, `Loss_G` every log
   interval, the metric (`Acc` or `mIoU`) and the image panels after each evaluation, for DFAD also
   `gen_class_hist` and `generator health`; a replayable `log/<run>.visdom.log`;
-* `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id);
+* `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id of
+  the run's state, runtime/run_state.py, which a resumed run keeps);
 * `results/<run>/latest-<panel>.png`: the panels of the latest evaluation, overwritten each time
   (a long run would otherwise leave thousands of files).
 Logging trouble is reported once and never stops the run.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +54,6 @@ class RunLogger:
         self.draw = draw
         self.metrics_path = Path(log_dir) / f"{run}.metrics.jsonl"
         self.results_dir = Path(results_dir) / run
-        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self._draw_failed = False
         self._posted: set[str] = set()  # constant panels already in visdom
         self.summary = ""  # the last test metric, for the progress bar
@@ -86,13 +85,14 @@ class RunLogger:
         if loss_G is not None:
             self.plotter.add_scalar("Loss_G", x, loss_G)
 
-    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
-        """After each evaluation: the metric curve and one line of the metrics file."""
+    def epoch(self, epoch: int, metrics: dict[str, Any], run_id: str) -> None:
+        """After each evaluation: the metric curve and one line of the metrics file, which
+        names the run by `run_id`, as its CSV row does."""
         for key, win in METRIC_WINDOWS.items():
             if key in metrics:
                 self.plotter.add_scalar(win, epoch, float(metrics[key]))
                 self.summary = f"{key}={float(metrics[key]):.4f}"
-        line = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        line = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "epoch": epoch, **metrics}
         try:
             self.metrics_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -12,9 +12,6 @@ import torch
 from torch import nn
 
 from runtime.errors import UserError
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def companion_path(ckpt: str | Path, tag: str) -> str:
@@ -31,17 +28,19 @@ def _write_tmp(obj: object, path: Path) -> str:
     """`obj` in a complete temporary file next to `path`; a failed write (a full disk) is one
     line naming the path, and leaves no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp, which makes 0600 files: created like open() creates them (0666 less the
+    # umask), the file gets the mode torch.save(obj, path) would give it.
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give it torch.save's usual mode
     except BaseException as err:
         os.unlink(tmp)
         if isinstance(err, (OSError, RuntimeError)):  # torch's zip writer: RuntimeError
-            reason = (err.strerror if isinstance(err, OSError) and err.strerror
+            reason = ((err.strerror or str(err)) if isinstance(err, OSError)
                       else "the write stopped short")
             free = shutil.disk_usage(path.parent).free / 2**20
             raise UserError(f"cannot write {path} ({reason}; {free:.0f} MiB free on its disk): "

@@ -10,7 +10,6 @@ from typing import NoReturn
 
 from runtime import distributed
 from runtime.errors import UserError
-from runtime.host_memory import keep_freed_memory
 from runtime.run_state import Interrupted
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 
@@ -141,7 +140,6 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
 
     parser.error = one_line_error  # type: ignore[method-assign]
     args = parser.parse_args(argv)
-    keep_freed_memory()
     try:
         main(args)
     except UserError as err:

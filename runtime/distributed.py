@@ -13,19 +13,26 @@ the plain single-process one. Under torchrun:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
+import torch.distributed._functional_collectives as funcol
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from runtime.errors import UserError
+
+# How long a collective waits for a missing rank before the run fails (NCCL's default is 10
+# minutes, gloo's 30). The other ranks wait in a collective while rank 0 evaluates and writes, so
+# it must outlast the longest evaluation (NYUv2's 654 full-size test images on a slow device).
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 def add_distributed_args(parser: argparse.ArgumentParser) -> None:
@@ -56,16 +63,23 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+# Set only by tests/test_cuda_exactness.py: every rank on cuda:0, over gloo (NCCL refuses two
+# ranks on one GPU), so a machine with one GPU can run a multi-process CUDA smoke test.
+SHARE_ONE_GPU = "DFAD_TEST_RANKS_SHARE_ONE_GPU"
+
+
 def init(device: torch.device) -> torch.device:
     """Join torchrun's process group (once); returns this rank's device."""
     if not launched_by_torchrun():
         return device
+    shared = device.type == "cuda" and os.environ.get(SHARE_ONE_GPU) == "1"
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank())
+        device = torch.device("cuda", 0 if shared else local_rank())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=(
-            device if device.type == "cuda" else None))
+        nccl = device.type == "cuda" and not shared
+        dist.init_process_group("nccl" if nccl else "gloo", device_id=device if nccl else None,
+                                timeout=PROCESS_GROUP_TIMEOUT)
     if rank() != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     return device
@@ -101,7 +115,52 @@ def wrap(module: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
     if sync_bn:
         # In place for every child; our networks never have a BatchNorm at the top level.
         nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in module.modules()):
+        RankDropout(module, device)
     return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+class RankDropout:
+    """Each rank's own dropout masks, the run's stream untouched (docs/gpus-and-clusters.md).
+
+    Every rank draws the same numbers from the run's stream (the global latent batch it slices,
+    the loaders' seeds), so dropout drawing from it too would give every rank's slice the same
+    mask pattern and, drawing per local batch, shift the latents away from one process's. So a
+    training forward of `module` runs on a stream of its own: seeded from this rank, the run's
+    stream state at the call (restored by a resume) and the calls since that state last moved,
+    and the run's stream is put back afterwards.
+    """
+
+    def __init__(self, module: nn.Module, device: torch.device) -> None:
+        self.device = device
+        self.key, self.calls = b"", 0
+        self.saved: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        module.register_forward_pre_hook(self.enter)
+        module.register_forward_hook(self.leave)
+
+    def enter(self, module: nn.Module, inputs: Any) -> None:
+        if not module.training:
+            return
+        cpu = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        key = hashlib.sha256(cpu.numpy().tobytes()
+                             + (cuda.numpy().tobytes() if cuda is not None else b"")).digest()
+        self.calls = self.calls + 1 if key == self.key else 0
+        self.key = key
+        seed = hashlib.sha256(key + f"{rank()}:{self.calls}".encode()).digest()
+        self.saved = (cpu, cuda)
+        torch.default_generator.manual_seed(int.from_bytes(seed[:8], "little") >> 1)
+        if cuda is not None:
+            torch.cuda.manual_seed(int.from_bytes(seed[8:16], "little") >> 1)
+
+    def leave(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if self.saved is None:
+            return
+        cpu, cuda = self.saved
+        self.saved = None
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.device)
 
 
 def no_gradient_sync(module: nn.Module) -> AbstractContextManager[Any]:
@@ -115,7 +174,8 @@ def global_mean(value: torch.Tensor) -> torch.Tensor:
     Autograd flows through it: each rank's share of the gradient is that of the global value.
     """
     n = world_size()
-    return value if n == 1 else dist_nn.all_reduce(value) / n
+    # The functional all-reduce carries the gradient (torch.distributed.nn's is deprecated).
+    return value if n == 1 else funcol.all_reduce(value, "sum", dist.group.WORLD) / n
 
 
 @contextmanager
@@ -142,6 +202,17 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([int(flag)], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def first_over_ranks(index: int, device: torch.device) -> tuple[int, int]:
+    """The smallest `index` over the ranks and the lowest rank that has it, on every rank."""
+    n = world_size()
+    if n == 1:
+        return index, 0
+    key = torch.tensor([index * n + rank()], dtype=torch.int64, device=device)
+    dist.all_reduce(key, op=dist.ReduceOp.MIN)
+    low = int(key.item())
+    return low // n, low % n
 
 
 def same_on_every_rank(module: nn.Module, device: torch.device) -> bool:

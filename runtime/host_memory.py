@@ -1,13 +1,13 @@
 """Keep freed host memory in the process for reuse instead of handing it back to the OS (glibc).
 
 glibc serves every allocation above 32 MiB with a fresh mmap and unmaps it on free, so each of the
-generator's large activations (up to 268 MB at the MNIST batch of 512) costs tens of thousands of
-page faults and a zero-fill by the kernel, every time: an elementwise op on a new 134 MB tensor
-took 70 ms instead of 11 ms on the 2-core CPU host, and a whole DFAD iteration ran about 1.4x
-slower. With mmap switched off and trimming raised to 2 GiB, freed blocks go back to malloc's
-heap and the next iteration reuses them. Values are unchanged; the resident memory stays near
-the run's peak instead of shrinking between steps.
+generator's large activations costs tens of thousands of page faults and a zero-fill by the
+kernel, every time (docs/benchmarks.md has the figures). With mmap switched off and trimming
+raised to 2 GiB, freed blocks go back to malloc's heap and the next iteration reuses them. Values
+are unchanged; the resident memory stays near the run's peak instead of shrinking between steps.
 
+Only CPU runs turn it on (runtime/startup.py): there the large tensors live in host memory and
+the gain was measured; a GPU run's live on the GPU, and its host memory is left as glibc keeps it.
 Set DFAD_KEEP_FREED_MEMORY=0 to keep glibc's defaults. Elsewhere (macOS, musl) it does nothing.
 """
 from __future__ import annotations

@@ -9,8 +9,12 @@ By default every network runs channels_last, layers that offer a faster kernel f
 (a `phase_kernels` attribute: the generator's upsample + 3x3 convolution) take it on the CPU, and
 the optimizers are fused on CUDA: the same maths in other summation orders, so the floats differ
 from the original release's by rounding. `--original_numerics` turns all of that off together:
-NCHW, the plain kernels and the per-parameter optimizer loop, as the original did, so a CPU run
-computes the original's floats bit for bit (tests/test_speed.py), more slowly.
+NCHW, the plain kernels and the per-parameter optimizer loop, as the original did, and the
+evaluations draw from the training stream what the original's did (its shuffled MNIST/CIFAR test
+loaders with --batch_size, DFAD's latent batch per test batch: dataloader.py, engine/evaluation.py),
+so a CPU run computes the original's floats bit for bit through every epoch, evaluation and LR
+milestone (tests/test_speed.py, tests/test_exactness.py), more slowly. A resume keeps the run's
+own optimizer implementation whatever the state file says (runtime/run_state.py).
 """
 from __future__ import annotations
 
@@ -41,12 +45,14 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_original_numerics_arg(parser: argparse.ArgumentParser) -> None:
-    """`--original_numerics`, for every script that runs the DFAD engine."""
+    """`--original_numerics`, for the DFAD scripts, the baselines and both teacher scripts."""
     parser.add_argument("--original_numerics", action="store_true",
                         help="turn off the speed-ups that change rounding (channels_last, the "
-                             "generator's phase kernels, fused optimizers): a CPU run computes "
-                             "the original release's floats bit for bit, more slowly (default: "
-                             "off)")
+                             "generator's phase kernels, fused optimizers) and evaluate as the "
+                             "original did (MNIST/CIFAR test sets shuffled with --batch_size, "
+                             "drawing from the training stream): a CPU run computes the "
+                             "original release's floats bit for bit through every epoch, more "
+                             "slowly (default: off)")
 
 
 class Precision:
@@ -90,7 +96,7 @@ def place(args: argparse.Namespace, device: torch.device, *networks: nn.Module) 
     if args.original_numerics and (args.amp != "off" or args.compile):
         raise UserError("--original_numerics computes the original's fp32 floats: it cannot be "
                         "combined with --amp or --compile (drop one)")
-    # channels_last runs the convolutions about 1.5-2x faster on CPU; same maths.
+    # channels_last: faster convolutions on the CPU (docs/benchmarks.md); same maths.
     layout = torch.contiguous_format if args.original_numerics else torch.channels_last
     for net in networks:
         net.to(device, memory_format=layout)

@@ -48,16 +48,19 @@ def ensure_appendable(path: str | Path) -> None:
 
 
 def lock_run(path: str | Path) -> None:
-    """Hold an advisory lock on `path` (flock: it dies with the process, so a killed run never
-    blocks the next) for as long as this process runs; a second run that would write the same
-    files stops at once, naming the run that holds it."""
+    """Hold an advisory lock on `path` for as long as this process runs; a second run that would
+    write the same files stops at once, naming the run that holds it.
+
+    A POSIX record lock (lockf), not flock: it belongs to this process alone and dies with it, so
+    a killed run never blocks the next, even while its forked data-loader workers, which share
+    the descriptor but not the lock, are still winding down."""
     path = Path(path).absolute()
     if path in _LOCKS:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
         os.close(fd)
@@ -76,8 +79,8 @@ def dump_config(args: argparse.Namespace, path: str | Path) -> None:
         return
     config = vars(args)
     print("config: " + json.dumps(config, sort_keys=True))
+    ensure_writable(Path(path).parent)
     path = Path(path).absolute()  # the folder the run started in, whatever it does later
-    ensure_writable(path.parent)
     lock_run(path.with_name(path.name.removesuffix(".config.json") + ".lock"))
     _PENDING_CONFIG[path] = json.dumps(config, indent=2, sort_keys=True) + "\n"
 

@@ -66,14 +66,16 @@ def capture_rng() -> dict[str, Any]:
     """Every RNG a run draws from, in types that torch.load(weights_only=True) accepts.
 
     Of the GPUs only the current device's generator: the one this process draws from (under
-    torchrun each rank's own GPU, whose stream is the same on every rank: same seed, same draws).
+    torchrun each rank's own GPU, whose stream is the same on every rank: same seed, same draws);
+    none when this process has not used CUDA (a `--device cpu` run on a GPU host), whose
+    generators are still as seeded: asking for their state would open a CUDA context.
     """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
     }
 
 
@@ -105,11 +107,6 @@ def state_of(args: argparse.Namespace, **parts: Any) -> dict[str, Any]:
                        if isinstance(v, (int, float, str, bool, type(None)))}
     state["rng"] = capture_rng()
     return state
-
-
-def save_state(path: str | Path, args: argparse.Namespace, **parts: Any) -> None:
-    """Atomically write a state file."""
-    save_atomic(state_of(args, **parts), path)
 
 
 def cpu_copy(obj: Any) -> Any:
@@ -211,7 +208,17 @@ OPTIONAL_PARTS = ("precision", "health")
 @dataclass
 class RunState:
     """Where a run stands (epochs and iterations done, best metric, per-epoch history, run id)
-    and the objects whose state its file holds; saved atomically, resumed exactly."""
+    and the objects whose state its file holds; saved atomically, resumed exactly.
+
+    A stop saves the run at the last point from which it can continue bit for bit. The DFAD loop
+    draws everything from the run's RNGs, so it resumes mid-epoch, after the last iteration done
+    (`iterations_done`). The teacher loop's epoch is a pass of a DataLoader, which draws the
+    shuffle and the workers' seeds when the pass starts and whose workers read batches ahead:
+    a pass cannot be entered half-way with the same batches and augmentations, so a stop
+    discards the partial epoch and the file holds the state after the last complete one
+    (`mid_epoch=False`). Both loops end an epoch with `end_epoch` and a stop inside one with
+    `stopped_in_epoch`.
+    """
 
     path: str  # the run's own state file, <checkpoint stem>-state.pt
     args: argparse.Namespace
@@ -226,6 +233,10 @@ class RunState:
     teacher_sha256: str | None = None
     # The state file this run resumed from or last wrote: the one a NaN stop may point at.
     last_saved: str = ""
+    mid_epoch: bool = True  # False: a stop falls back to the last complete epoch (teacher)
+    # mid_epoch False, between --save_every writes: the last complete epoch's state in host
+    # memory, written if a stop comes first.
+    _kept: dict[str, Any] | None = field(default=None, repr=False)
 
     def resume(self, ignored: Collection[str] = ()) -> str | None:
         """With `--resume`: load the state file it names and return its path; else None.
@@ -279,6 +290,30 @@ class RunState:
         if distributed.is_main():
             save_atomic(self.contents(), self.path)
         self.last_saved = self.path
+
+    def end_epoch(self, epoch: int, save: bool) -> None:
+        """Epoch `epoch` is complete: write the state when `save` (`--save_every`, or a stop);
+        else, for a loop that cannot resume mid-epoch, keep a host copy for a stop to write."""
+        self.epochs_done, self.iterations_done = epoch, 0
+        self._kept = None
+        if save:
+            self.save()
+        elif not self.mid_epoch:
+            self._kept = cpu_copy(self.contents())
+
+    def stopped_in_epoch(self, stop: GracefulStop, epoch: int, iterations: int = 0
+                         ) -> Interrupted:
+        """A stop inside epoch `epoch`, after `iterations` of it (DFAD): save what can be
+        resumed (see the class docstring) and return the exception that ends the run."""
+        if self.mid_epoch:
+            self.iterations_done = iterations
+            self.save()
+            return self.interrupted(stop, f"stopped at epoch {epoch}, iteration {iterations}; "
+                                          f"state saved to {self.path}")
+        if self._kept is not None and distributed.is_main():
+            save_atomic(self._kept, self.path)
+        return self.interrupted(stop, f"stopped during epoch {epoch}; {self.path} holds the "
+                                      f"state after epoch {epoch - 1}")
 
     def interrupted(self, stop: GracefulStop, where: str) -> Interrupted:
         """The exception that ends a stopped run, with the command that resumes it."""
@@ -369,16 +404,22 @@ class GracefulStop:
 
 
 def check_finite(losses: Sequence[torch.Tensor], labels: Sequence[str], state_path: str) -> None:
-    """One host sync for a batch of step losses; names the first non-finite one."""
+    """One host sync for a batch of step losses; names the first non-finite one. Under torchrun
+    the ranks agree on it in the same call (one small all-reduce), so a NaN in one rank's slice
+    stops every rank with the same line instead of leaving the others in the next collective."""
     if not losses:
         return
     values = torch.stack([v.detach().float().reshape(()) for v in losses])
     bad = ~torch.isfinite(values)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        if state_path and Path(state_path).is_file():
-            where = f"the last good state is {state_path} (lower the learning rate, or --resume " \
-                    "from it)"
-        else:
-            where = "no state was saved yet (lower the learning rate and start again)"
-        raise NonFiniteLoss(f"{labels[i]} is {values[i].item()}: stopping; {where}")
+    local = int(bad.nonzero()[0, 0]) if bool(bad.any()) else len(values)
+    i, rank = distributed.first_over_ranks(local, values.device)
+    if i == len(values):
+        return
+    if state_path and Path(state_path).is_file():
+        where = f"the last good state is {state_path} (lower the learning rate, or --resume " \
+                "from it)"
+    else:
+        where = "no state was saved yet (lower the learning rate and start again)"
+    what = (f"is {values[i].item()}" if distributed.world_size() == 1
+            else f"is not finite on rank {rank}")
+    raise NonFiniteLoss(f"{labels[i]} {what}: stopping; {where}")

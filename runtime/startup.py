@@ -15,16 +15,21 @@ import torch
 
 from runtime import distributed
 from runtime.errors import UserError
+from runtime.host_memory import keep_freed_memory
 
 # Present when an NVIDIA driver is loaded, whether or not this torch can use it.
 NVIDIA_DEVICE_FILES: tuple[str, ...] = ("/dev/nvidia0", "/proc/driver/nvidia")
 
 
 def setup_runtime(args: argparse.Namespace) -> torch.device:
-    """Seed, cuDNN flags, device, process group (under torchrun): returns this rank's device."""
+    """Seed, cuDNN flags, device, process group (under torchrun): returns this rank's device.
+    A CPU run keeps its freed host memory for reuse (runtime/host_memory.py)."""
     seed_everything(args.seed)
     set_cudnn(args.cudnn_benchmark)
-    return resolve_device("cpu" if args.no_cuda else args.device)
+    device = resolve_device("cpu" if args.no_cuda else args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
 
 
 def seed_everything(seed: int) -> None:

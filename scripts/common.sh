@@ -41,10 +41,14 @@ launch() {  # SCRIPT FLAGS...: plain python, or torchrun with NPROC processes
 move_aside() {  # FILES...: each one that exists becomes <name>.old-<time>
   local when
   when=$(date +%Y%m%d-%H%M%S)
+  local file target n
   for file in "$@"; do
     if [ -e "$file" ]; then
-      mv "$file" "$file.old-$when"
-      echo "moved aside: $file -> $file.old-$when"
+      target=$file.old-$when
+      n=1
+      while [ -e "$target" ]; do target=$file.old-$when-$n; n=$((n + 1)); done
+      mv "$file" "$target"
+      echo "moved aside: $file -> $target"
     fi
   done
 }

@@ -200,7 +200,7 @@ find_mnist() {
 t10k-labels-idx1-ubyte" n missing=0
   if [ "$TINY" = 1 ] && [ -z "${DATA_ROOT:-}" ]; then
     DATA=$WORK/data
-    PYTHONPATH=tests "$PYTHON" -c "import sys; from mnist_fixtures import write_tiny_mnist; \
+    PYTHONPATH=. "$PYTHON" -c "import sys; from tests.helpers.mnist_fixtures import write_tiny_mnist; \
 write_tiny_mnist(sys.argv[1], n_train=32, n_test=16)" "$DATA" && return 0
     return 1
   fi

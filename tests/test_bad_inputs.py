@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from network.lenet import LeNet5Half
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

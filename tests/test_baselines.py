@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from baselines.dafl import dafl_generator, dafl_losses, dafl_step
 from baselines.sources import GaussianImages, RealImages
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from runtime.precision import Precision
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]

@@ -11,8 +11,6 @@ from urllib.error import URLError
 
 import pytest
 import torch
-from caltech_fixtures import CATEGORIES, REAL_CATEGORIES, brightness, write_tiny_caltech
-from script_args import parse
 from torchvision import models
 
 import train_teacher
@@ -22,6 +20,13 @@ from network.torchvision_resnet import resnet18, resnet34
 from runtime.checkpoint import load_teacher
 from runtime.errors import UserError
 from tables.csv_rows import read_csv_runs
+from tests.helpers.caltech_fixtures import (
+    CATEGORIES,
+    REAL_CATEGORIES,
+    brightness,
+    write_tiny_caltech,
+)
+from tests.helpers.script_args import parse
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

@@ -1,5 +1,6 @@
 """CIFAR-10/100: data loading, the DFAD_cifar schedule, and both scripts end to end on tiny files
-in torchvision's real format (see cifar_fixtures; the md5 check stays on, nothing downloads)."""
+in torchvision's real format (tests/helpers/cifar_fixtures.py; the md5 check stays on, nothing
+downloads)."""
 import argparse
 import os
 import pickle
@@ -10,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10, write_tiny_cifar100
-from script_args import parse
 from torchvision import transforms
 
 import DFAD_cifar
@@ -22,9 +21,15 @@ from network.resnet_8x import ResNet18_8x, ResNet34_8x
 from runtime.errors import UserError
 from runtime.run_files import step_schedulers
 from tables.csv_rows import read_csv_runs
+from tests.helpers.cifar_fixtures import (
+    cifar_checksums_for,
+    write_tiny_cifar10,
+    write_tiny_cifar100,
+)
+from tests.helpers.script_args import parse
 
 REPO = Path(__file__).resolve().parents[1]
-LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"
+LAUNCHER = REPO / "tests" / "helpers" / "run_with_tiny_cifar.py"
 FAST = ["--device", "cpu", "--num_workers", "0", "--batch_size", "4", "--test_batch_size", "4"]
 
 

@@ -10,11 +10,16 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10, write_tiny_cifar100
 from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
 
-LAUNCHER = Path(__file__).with_name("run_with_tiny_cifar.py")
+from tests.helpers.cifar_fixtures import (
+    cifar_checksums_for,
+    write_tiny_cifar10,
+    write_tiny_cifar100,
+)
+
+LAUNCHER = Path(__file__).parent / "helpers" / "run_with_tiny_cifar.py"
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
-from script_args import dfad_args
 
 from engine.dfad import dfad_optimizers, generator_loss_mae, generator_step, student_step
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from tables.csv_rows import read_csv_runs
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
+from tests.helpers.script_args import dfad_args
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

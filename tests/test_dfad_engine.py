@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-from script_args import dfad_args
 from torch import nn
 
 from engine.dfad import (
@@ -21,6 +20,7 @@ from engine.dfad import (
 from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from tables.csv_rows import read_csv_runs
+from tests.helpers.script_args import dfad_args
 
 NZ = 16
 

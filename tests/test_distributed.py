@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 from runtime.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKS = REPO / "tests" / "torchrun_checks.py"
+CHECKS = REPO / "tests" / "helpers" / "torchrun_checks.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
-RECORD = str(REPO / "tests" / "record_latents.py")
+RECORD = str(REPO / "tests" / "helpers" / "record_latents.py")
 SCRIPT = str(REPO / "DFAD_mnist.py")
 FLAGS = ["--epochs", "3", "--epoch_itrs", "3", "--batch_size", "16", "--test_batch_size", "16",
          "--log_interval", "2", "--device", "cpu", "--num_workers", "0", "--data_root", "data",
@@ -111,13 +111,13 @@ def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode != 0
-    hints = {line.strip() for line in err.splitlines() if line.strip().startswith("torchrun ")}
+    hints = {line.strip() for line in err.splitlines()
+             if line.strip().startswith(f"{sys.executable} -m torch.distributed.run ")}
     assert len(hints) == 1, err[-3000:]
     argv = shlex.split(hints.pop())
-    assert argv[:5] == ["torchrun", "--standalone", "--nproc_per_node", "2", SCRIPT]
+    assert argv[:7] == [sys.executable, *TORCHRUN, SCRIPT]
     assert argv[-2:] == ["--resume", STATE]
-    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv[1:4], RECORD,
-                              str(stopped), *argv[4:]], cwd=stopped, env=ENV,
+    resumed = subprocess.run([*argv[:6], RECORD, str(stopped), *argv[6:]], cwd=stopped, env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "student weights identical on all 2 ranks" in resumed.stdout
@@ -134,20 +134,22 @@ def test_resume_hint_without_torchrun_is_this_interpreter_and_the_scripts_path(t
         sys.executable, str(script), "--resume", "s.pt"]
 
 
-def test_resume_hint_under_torchrun_on_one_node():
+def test_resume_hint_under_torchrun_on_one_node(monkeypatch):
+    monkeypatch.chdir(REPO)  # the script by a relative path: the hint names it absolutely
     env = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4", "GROUP_WORLD_SIZE": "1"}
     assert shlex.split(resume_command("s.pt", ["DFAD_cifar.py", "--scheduler"], env=env)) == [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
-        "DFAD_cifar.py", "--scheduler", "--resume", "s.pt"]
+        str(REPO / "DFAD_cifar.py"), "--scheduler", "--resume", "s.pt"]
 
 
-def test_resume_hint_under_torchrun_on_several_nodes():
+def test_resume_hint_under_torchrun_on_several_nodes(monkeypatch):
+    monkeypatch.chdir(REPO)
     env = {"WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8", "GROUP_WORLD_SIZE": "2"}
     command = resume_command("s.pt", ["DFAD_cifar.py"], env=env)
     assert shlex.split(command, comments=True) == [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "8",
         "--rdzv_backend", "c10d",
-        "--rdzv_endpoint", "HOST:PORT", "DFAD_cifar.py", "--resume", "s.pt"]
+        "--rdzv_endpoint", "HOST:PORT", str(REPO / "DFAD_cifar.py"), "--resume", "s.pt"]
     assert command.endswith("# on every node; HOST:PORT: the run's --rdzv_endpoint")
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mnist_fixtures import _write_idx
-from script_args import dfad_args
-from segmentation_fixtures import write_tiny_camvid
-from test_caltech import make_split
 from torch import nn
 from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader, TensorDataset
@@ -26,6 +24,7 @@ import DFAD_mnist
 import DFAD_nyu_deeplab
 import train_teacher
 import train_teacher_seg
+from baselines.sources import RealImages
 from benchmarks.original_iteration import original_dfad, original_teacher
 from dataloader import DATASETS
 from engine.dfad import (
@@ -41,6 +40,10 @@ from network import torchvision_resnet
 from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5, LeNet5Half
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
+from tests.helpers.mnist_fixtures import _write_idx, write_tiny_mnist
+from tests.helpers.script_args import dfad_args
+from tests.helpers.segmentation_fixtures import write_tiny_camvid
+from tests.test_caltech import make_split
 
 NZ, BATCH = 16, 8
 CPU = torch.device("cpu")
@@ -254,7 +257,7 @@ def test_dfad_camvid_segmentation_loop_is_the_original_through_epochs(tmp_path, 
                         batch_size=args.test_batch_size, shuffle=False, num_workers=2)
     theirs, student, generator = original_dfad(
         args, build, loader, generator_loss_log_mae, "mIoU",
-        lambda optimizer: StepLR(optimizer, args.step_size, DFAD_camvid_deeplab.GAMMA), False,
+        lambda optimizer: StepLR(optimizer, args.step_size, DFAD_camvid_deeplab.CARD.gamma), False,
         CPU)
     assert history == theirs and changes(theirs), (history, theirs)
     assert_same_weights(state["student"], student)
@@ -308,9 +311,9 @@ def test_dfad_lr_of_every_epoch_is_the_original_schedule(script, tmp_path, monke
         "cifar": (DFAD_cifar, DFAD_cifar.make_scheduler, True,
                   start_stepped(0.1, 0.1, [100, 200])),
         "caltech101": (DFAD_caltech101, step(0.1), True, start_stepped(0.1, 0.1, [100, 200])),
-        "camvid": (DFAD_camvid_deeplab, step(DFAD_camvid_deeplab.GAMMA), False,
+        "camvid": (DFAD_camvid_deeplab, step(DFAD_camvid_deeplab.CARD.gamma), False,
                    end_stepped(0.1, 0.1, [100, 200])),
-        "nyuv2": (DFAD_nyu_deeplab, step(DFAD_nyu_deeplab.GAMMA), False,
+        "nyuv2": (DFAD_nyu_deeplab, step(DFAD_nyu_deeplab.CARD.gamma), False,
                   end_stepped(0.1, 0.3, [100, 200])),
     }[script]
     # StepLR multiplies step by step, the closed form raises gamma to a power: equal to rounding.
@@ -338,3 +341,70 @@ def test_teacher_lr_of_every_epoch_is_the_original_schedule(script, tmp_path, mo
                 "t.pt", CPU)
     milestones = list(range(args.step_size, 251, args.step_size))
     assert lrs == pytest.approx(start_stepped(0.1, gamma, milestones), rel=1e-12)
+
+
+# --- N processes: every rank's stream stays rank 0's (gloo, 2 CPU processes) ---
+
+REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def torchrun(check: str, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    """tests/helpers/rank_checks.py's `check` in 2 CPU processes, writing cwd/rank<R>.pt."""
+    return subprocess.run([sys.executable, *TORCHRUN, str(REPO / "tests/helpers/rank_checks.py"),
+                           check, str(cwd), *argv], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("numerics", [(), ("--original_numerics",)], ids=["default", "original"])
+def test_teacher_ranks_keep_one_stream_across_rank_0s_evaluations(numerics, tmp_path):
+    """Only rank 0 evaluates, and its test loader draws seeds: by default inside a fork, under
+    --original_numerics on every rank. Either way the ranks' RNG states agree at every training
+    batch of every epoch, so augmentations and dropout draw alike and a resume, which gives
+    every rank rank 0's saved stream, continues what each rank had."""
+    write_tiny_mnist(tmp_path / "data", n_train=32, n_test=8)
+    result = torchrun("streams", tmp_path, "data", "--epochs", "3",
+                      "--batch_size", "8", "--test_batch_size", "4", *numerics)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["digests"] for r in (0, 1)]
+    # LeNet5 draws nothing while training: one state per epoch, moved by the epoch's seed draws.
+    assert len(ranks[0]) == 3 * 4 and len(set(ranks[0])) == 3
+    assert ranks[0] == ranks[1]
+
+
+def test_a_nan_on_one_rank_stops_every_rank_with_the_same_line(tmp_path):
+    """The ranks agree on finiteness at the log point: no rank is left waiting in the next
+    collective for one that has already raised."""
+    result = torchrun("nan", tmp_path, "-")
+    assert result.returncode == 0, result.stderr[-3000:]
+    errors = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["error"] for r in (0, 1)]
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("generator loss at epoch 1, iteration 3 is not finite on rank 1: "
+                                "stopping;"), errors[0]
+
+
+def test_dropout_under_ddp_draws_its_own_masks_on_each_rank_the_latents_together(tmp_path):
+    """A dropout student in 2 processes: each rank's slice gets its own masks, while the run's
+    stream (the global latent batches every rank draws and slices) stays the same on both
+    ranks; DDP keeps the weights equal."""
+    result = torchrun("dropout", tmp_path, "-")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["masks"] == ranks[1]["masks"] == 3 * 6  # 5 student + 1 generator steps
+    assert not torch.equal(ranks[0]["mask"], ranks[1]["mask"])
+    assert ranks[0]["rng"] == ranks[1]["rng"]
+    for a, b in zip(ranks[0]["student"], ranks[1]["student"], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_kd_ori_source_keeps_its_position_on_the_host_and_rereads_it_after_a_load():
+    """RealImages counts on the host (no device read per call); a loaded state moves it."""
+    images = torch.arange(10.0).view(10, 1, 1, 1)
+    source, z = RealImages(images, seed=3), torch.zeros(4, 1)
+    source(z)
+    saved = {k: v.clone() for k, v in source.state_dict().items()}
+    ahead = source(z)
+    source.load_state_dict(saved)
+    assert torch.equal(source(z), ahead)
+    assert int(source.state_dict()["drawn"]) == 8

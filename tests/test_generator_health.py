@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
 from PIL import Image
-from script_args import dfad_args, parse
 from torch import nn
 
 import DFAD_mnist
@@ -40,6 +38,8 @@ from runtime.cli import run_main
 from runtime.eval_mode import eval_mode
 from runtime.run_state import load_state
 from scripts import inspect_generator
+from tests.helpers.mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
+from tests.helpers.script_args import dfad_args, parse
 from utils.visualizer import VisdomPlotter
 
 REPO = Path(__file__).resolve().parents[1]

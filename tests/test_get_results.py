@@ -106,12 +106,14 @@ def test_runs_with_other_flags_are_summarised_apart(tmp_path):
     assert none.stderr.startswith("error: none of the 4 runs in ")
 
 
-def test_a_row_that_is_not_a_run_is_one_line(tmp_path):
+def test_a_row_that_is_not_a_run_is_skipped_with_a_warning_naming_its_line(tmp_path):
     log = tmp_path / "DFAD-mnist.csv"
     log.write_text("0.5,oops\n")
     result = run("--log", str(log), cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"error: {log} has a row that is not a run")
+    assert result.returncode == 1 and result.stderr.count("\n") == 2
+    warning, error = result.stderr.splitlines()
+    assert warning.startswith(f"warning: {log} line 1 is not a run (could not convert")
+    assert error == f"error: {log} holds no runs yet"
 
 
 def test_mnist_table_reads_rows_with_run_ids(tmp_path):

@@ -12,20 +12,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
-from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dataloader import EpochSeeds, get_dataloader
+from dataloader import EpochSeeds, _seed_like_a_new_worker, get_dataloader
 from reporting.sample_grids import _first_batch
 from runtime import cli
 from runtime.errors import UserError
 from runtime.run_state import capture_rng, restore_rng
+from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
+from tests.helpers.segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
 REPO = Path(__file__).resolve().parents[1]
-LAUNCHER = REPO / "tests" / "run_with_tiny_cifar.py"
+LAUNCHER = REPO / "tests" / "helpers" / "run_with_tiny_cifar.py"
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,28 @@ def test_same_batches_and_stream_as_plain_per_epoch_loaders(data, dataset, worke
     assert after_ours["python"] == after_plain["python"]
     assert torch.equal(after_ours["numpy"][1], after_plain["numpy"][1])
     assert torch.equal(after_ours["torch"], after_plain["torch"])
+
+
+class NumpyDraws(torch.utils.data.Dataset):
+    """Each item: the worker that read it and a draw from that worker's numpy stream."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return torch.utils.data.get_worker_info().id, int(np.random.randint(2**31))
+
+
+def test_numpy_is_seeded_as_a_new_dataloader_worker_seeds_it():
+    """numpy's seed without torch's private helper, checked against real workers."""
+    torch.manual_seed(5)
+    items = list(DataLoader(NumpyDraws(), batch_size=None, num_workers=2))
+    torch.manual_seed(5)
+    base_seed = int(torch.empty((), dtype=torch.int64).random_().item())
+    for worker in (0, 1):
+        _seed_like_a_new_worker(base_seed, worker)
+        ours = [int(np.random.randint(2**31)) for _ in range(2)]
+        assert [draw for w, draw in items if w == worker] == ours
 
 
 def test_resumed_loader_continues_the_augmentations_exactly(data):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_tiny_mnist
 
 import DFAD_caltech101
 import DFAD_cifar
@@ -16,6 +15,7 @@ from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from runtime.cli import int_at_least
 from tables.csv_rows import read_csv_runs
+from tests.helpers.mnist_fixtures import write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mnist_fixtures import REAL_MNIST
+
+from tests.helpers.mnist_fixtures import REAL_MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
-from script_args import dfad_args
 from torch import nn
 
 import DFAD_cifar
@@ -25,6 +23,8 @@ from runtime.errors import UserError
 from runtime.precision import Precision
 from runtime.run_state import NonFiniteLoss, RunState, load_state, state_of
 from tables.csv_rows import read_csv_runs
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
+from tests.helpers.script_args import dfad_args
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from caltech_fixtures import write_tiny_caltech
-from cifar_fixtures import write_tiny_cifar10
-from mnist_fixtures import write_tiny_mnist
-from segmentation_fixtures import write_tiny_camvid
+
+from tests.helpers.caltech_fixtures import write_tiny_caltech
+from tests.helpers.cifar_fixtures import write_tiny_cifar10
+from tests.helpers.mnist_fixtures import write_tiny_mnist
+from tests.helpers.segmentation_fixtures import write_tiny_camvid
 
 REPO = Path(__file__).resolve().parents[1]
 # Accepted by both scripts of every row; tiny everywhere.
@@ -39,11 +40,11 @@ def run_script(repo: Path, script: str, *args: str, python: str = sys.executable
 
 
 def cifar_python(tmp_path: Path, data_root: Path) -> str:
-    """An interpreter that registers the tiny CIFAR files' checksums (tests/run_with_tiny_cifar.py)
-    before it runs a script."""
+    """An interpreter that registers the tiny CIFAR files' checksums
+    (tests/helpers/run_with_tiny_cifar.py) before it runs a script."""
     wrapper = tmp_path / "python-tiny-cifar"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" '
-                       f'"{REPO / "tests/run_with_tiny_cifar.py"}" "{data_root}" "$@"\n')
+                       f'"{REPO / "tests/helpers/run_with_tiny_cifar.py"}" "{data_root}" "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 

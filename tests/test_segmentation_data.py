@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from script_args import parse
-from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
 import train_teacher_seg
 from dataloader import DATASETS, get_dataloader
@@ -23,6 +21,8 @@ from dataset.camvid import decode_target as camvid_decode
 from dataset.nyu import NYUv2
 from dataset.nyu import decode_target as nyu_decode
 from runtime.errors import UserError
+from tests.helpers.script_args import parse
+from tests.helpers.segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SIZE = (256, 341)  # shorter side 36 -> 256, longer side int(256 * 48 / 36) = 341

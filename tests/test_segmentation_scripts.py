@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
 import DFAD_camvid_deeplab
 import DFAD_nyu_deeplab
@@ -16,6 +15,7 @@ import train_teacher_seg
 from network.gan import GeneratorB
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
 from tables.csv_rows import read_csv_runs
+from tests.helpers.segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0"]

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
-from script_args import dfad_args
 
 import DFAD_mnist
-from benchmarks.original_iteration import original_iteration
+from benchmarks.original_iteration import original_iteration, original_test
 from engine.dfad import Recipe, distill, generator_loss_mae
 from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
 from tables.csv_rows import read_csv_runs
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
+from tests.helpers.script_args import dfad_args
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
@@ -41,10 +41,16 @@ def plain_reference(teacher, student, generator, iterations: int, lr_S: float = 
                            generator_loss_mae, torch.device("cpu"))
 
 
+def tiny_test_loader() -> torch.utils.data.DataLoader:
+    """Ten images in batches of 4: a short last batch, as a real test set may have."""
+    data = torch.utils.data.TensorDataset(torch.linspace(-1, 1, 10 * 32 * 32).view(10, 1, 32, 32),
+                                          torch.arange(10))
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
 def run_engine(args, teacher, student, generator, name: str) -> None:
     """`distill` on the CPU from the reference's seed, with a tiny test set to evaluate on."""
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), batch_size=8)
+    loader = tiny_test_loader()
     recipe = Recipe(name=name, student_ckpt="s.pt", generator_loss=generator_loss_mae,
                     evaluate=evaluate_classification, metric="acc")
     torch.manual_seed(1)
@@ -95,7 +101,9 @@ def test_optimized_fp32_engine_matches_the_plain_reference(tmp_path, monkeypatch
 def test_original_numerics_engine_is_bit_identical_to_the_original_iteration(tmp_path,
                                                                             monkeypatch):
     """--original_numerics: the engine computes the original's floats exactly, every weight
-    and buffer after two epochs of two iterations (their evaluations in between included)."""
+    and buffer after two epochs of two iterations, with the original's test pass (its loader's
+    seed and a latent batch per test batch, tests/test_exactness.py for whole scripts) after
+    each."""
     monkeypatch.chdir(tmp_path)
     args = DFAD_mnist.get_parser().parse_args(
         ["--epochs", "2", "--epoch_itrs", "2", "--batch_size", str(BATCH), "--nz", str(NZ),
@@ -107,7 +115,16 @@ def test_original_numerics_engine_is_bit_identical_to_the_original_iteration(tmp
     student_before = copy.deepcopy(student.state_dict())
 
     torch.manual_seed(1)
-    plain_reference(*ref, args.epochs * args.epoch_itrs, args.lr_S, args.weight_decay)
+    optimizer_S = torch.optim.SGD(ref[1].parameters(), lr=args.lr_S, momentum=0.9,
+                                  weight_decay=args.weight_decay)
+    optimizer_G = torch.optim.Adam(ref[2].parameters(), lr=args.lr_G)
+    for _ in range(args.epochs):
+        ref[1].train()
+        ref[2].train()
+        for _ in range(args.epoch_itrs):
+            original_iteration(*ref, optimizer_S, optimizer_G, BATCH, NZ, generator_loss_mae,
+                               torch.device("cpu"))
+        original_test(ref[1], tiny_test_loader(), "acc", torch.device("cpu"), ref[2], NZ)
 
     run_engine(args, teacher, student, generator, "original")
 

@@ -14,11 +14,11 @@ from urllib.parse import urljoin
 
 import numpy as np
 import pytest
-from mnist_fixtures import write_tiny_mnist
 from PIL import Image
-from script_args import dfad_args
 
 from reporting.run_logger import RunLogger
+from tests.helpers.mnist_fixtures import write_tiny_mnist
+from tests.helpers.script_args import dfad_args
 from utils import visualizer
 from utils.visualizer import VisdomPlotter
 

@@ -10,10 +10,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from mnist_fixtures import write_random_teacher, write_tiny_mnist
+
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 pytest.importorskip("visdom", reason="visdom is not installed (scripts/install.sh installs it)")
-from test_visdom import ENV, FAST, client, start_server, stop_server  # noqa: E402
+from tests.test_visdom import ENV, FAST, client, start_server, stop_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _write_idx(path: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> None:

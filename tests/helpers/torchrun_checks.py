@@ -1,7 +1,8 @@
 """What N processes must do as one does, run by tests/test_distributed.py in two ways:
 
-    python tests/torchrun_checks.py OUT                                     (one process)
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/torchrun_checks.py OUT
+    python tests/helpers/torchrun_checks.py OUT                             (one process)
+    python -m torch.distributed.run --standalone --nproc_per_node 2 \
+        tests/helpers/torchrun_checks.py OUT
 
 with the repository on PYTHONPATH. Every rank runs the same checks on the CPU (gloo) and writes
 what it saw to OUT/rank<R>.pt; the test compares the ranks with each other and with one process.
@@ -19,8 +20,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from mnist_fixtures import write_tiny_mnist
-from script_args import dfad_args, parse
 from torch import nn
 from torchvision import datasets
 
@@ -37,6 +36,8 @@ from engine.evaluation import evaluate_classification
 from engine.teacher import train_one_epoch
 from runtime import distributed
 from runtime.run_state import GracefulStop
+from tests.helpers.mnist_fixtures import write_tiny_mnist
+from tests.helpers.script_args import dfad_args, parse
 
 NZ, BATCH = 8, 8
 CPU = torch.device("cpu")

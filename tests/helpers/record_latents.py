@@ -1,6 +1,6 @@
 """Run a DFAD script and append every latent batch it draws to <out>/latents-rank<R>.bin.
 
-    python tests/record_latents.py <out> <script.py> [args...]
+    python tests/helpers/record_latents.py <out> <script.py> [args...]
 
 Under torchrun each rank records its own stream (the whole batch, before its slice is taken), so
 a test can compare what every rank drew, across a stop and a resume, with a single process.
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: {os.path.basename(__file__)} <out> <script.py> [args...]")
     out, script = Path(argv[0]), argv[1]
     sys.argv = [script, *argv[2:]]
-    # As `python script.py` does: the script's own folder, not tests/, comes first on sys.path.
+    # As `python script.py` does: the script's own folder comes first on sys.path.
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     from engine import dfad
 
