@@ -5,6 +5,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -85,22 +86,32 @@ def read_state_dict(path: str | Path) -> Mapping[str, torch.Tensor]:
         raise UserError(f"checkpoint {path} is a directory: pass the .pt file in it")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise UserError(f"cannot read checkpoint {path}: {load_failure(err)}") from err
+    state = load_tensors(path, "checkpoint")
     if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} is not a state_dict (expected a mapping of names to tensors)")
     return state
 
 
+def load_tensors(path: Path, what: str) -> object:
+    """torch.load(weights_only=True) on the CPU; a file it cannot read is one UserError line
+    ("cannot read <what> <path>: why"), with torch's warnings about odd pickles kept quiet."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise UserError(f"cannot read {what} {path}: {load_failure(err)}") from err
+
+
 def load_failure(err: Exception) -> str:
-    """Why torch.load refused a file, in one line and without torch's advice to load it with
-    weights_only=False (which would run whatever code the file holds: we never do)."""
-    text = str(err).strip()
-    if "weights_only" in text or "Weights only load failed" in text:
-        return "not a PyTorch checkpoint of tensors (corrupt, or another kind of file)"
-    return text.splitlines()[0] if text else type(err).__name__
+    """Why torch.load refused a file, in one line. A file-level error (permissions, a folder)
+    says so; anything else is a file torch cannot read as tensors, whatever its unpickler
+    happened to trip on (random bytes give a different message each time, some of them torch's
+    advice to load with weights_only=False, which would run whatever code the file holds: we
+    never do)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return "not a PyTorch checkpoint of tensors (corrupt, truncated, or another kind of file)"
 
 
 def _head_sizes(

@@ -26,7 +26,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from runtime import distributed
-from runtime.checkpoint import load_failure, save_atomic
+from runtime.checkpoint import load_tensors, save_atomic
 from runtime.errors import UserError
 
 # Flags that must not change between a run and its resumption (the epoch count may grow).
@@ -138,10 +138,7 @@ def load_state(path: str | Path, args: argparse.Namespace,
     if not path.is_file():
         raise UserError(f"no resumable state at {path}: --resume needs the -state.pt file "
                         "a run writes after each epoch (or pass its path: --resume PATH)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"cannot read state file {path}: {load_failure(err)}") from err
+    state = load_tensors(path, "state file")
     if not isinstance(state, dict) or "config" not in state or "rng" not in state:
         raise UserError(f"{path} is not a resumable state (a plain checkpoint? use --ckpt)")
     missing = [name for name in parts if name not in state and name not in OPTIONAL_PARTS]

@@ -1,10 +1,13 @@
 """Checkpoint files: atomic writes and strict, safe loading with one-line errors."""
+import random
+import warnings
+
 import pytest
 import torch
 
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from runtime.checkpoint import load_teacher, load_weights, save_atomic
+from runtime.checkpoint import load_teacher, load_weights, read_state_dict, save_atomic
 from runtime.errors import UserError
 
 
@@ -43,6 +46,21 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_text("hello")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         load_weights(LeNet5(), tmp_path / "junk.pt")
+
+
+def test_random_bytes_are_always_the_same_one_line_and_no_warning(tmp_path):
+    """torch's unpickler trips on random bytes in many ways (a pop from an empty list, an odd
+    protocol it warns about, its weights_only advice): each is the same one line here."""
+    rng = random.Random(0)
+    for i in range(300):
+        path = tmp_path / f"r{i}.pt"
+        path.write_bytes(rng.randbytes(256))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(UserError) as err:
+                read_state_dict(path)
+        assert str(err.value) == (f"cannot read checkpoint {path}: not a PyTorch checkpoint of "
+                                  "tensors (corrupt, truncated, or another kind of file)")
 
 
 def test_other_head_size_names_both_sizes(tmp_path):

@@ -1,9 +1,13 @@
-"""torchrun on the CPU (gloo): 2 processes compute what 1 does (segmentation generator loss, the
-logged losses), ranks agree on a stop only at log points and stop at the same step, --download
-is done by local rank 0 alone, a stopped run resumes with the printed torchrun command and every
-rank draws one process's latents; the resume hint and the saved GPU RNG state."""
+"""Every torchrun test, on the CPU (gloo): 2 processes compute what 1 does (segmentation
+generator loss, the logged losses), ranks agree on a stop only at log points and stop at the same
+step, --download is done by local rank 0 alone, a stopped DFAD run or teacher resumes with the
+printed torchrun command as if never stopped; the entry scripts under torchrun (one CSV row,
+one evaluation, clear errors); every rank keeps rank 0's stream across evaluations, draws its
+own dropout masks, and stops with the same line on a NaN of one rank; the resume hint and the
+saved GPU RNG state."""
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from network.lenet import LeNet5
 from runtime.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
+from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +133,45 @@ def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_
         assert (stopped / f"latents-rank{rank}.bin").read_bytes() == expected, f"rank {rank}"
 
 
+def test_sigterm_under_torchrun_then_resume_of_a_teacher_equals_an_uninterrupted_one(tmp_path):
+    """A 2-process teacher stopped by SIGTERM to torchrun drops its partial epoch; resumed with
+    the printed command, every rank continues the stream it had (rank 0 evaluates alone between
+    epochs), so the weights equal those of a run never stopped."""
+    teacher = [str(REPO / "train_teacher.py"), "--dataset", "mnist", "--model", "lenet5",
+               "--epochs", "8", "--batch_size", "8", "--test_batch_size", "16",
+               "--log_interval", "2", "--device", "cpu", "--num_workers", "0",
+               "--data_root", "data", "--no_visdom"]
+    state = "checkpoint/teacher/mnist-lenet5-state.pt"
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    for work in (straight, stopped):
+        write_tiny_mnist(work / "data", n_train=64, n_test=16)
+    done = subprocess.run([sys.executable, *TORCHRUN, *teacher], cwd=straight, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, *TORCHRUN, *teacher], cwd=stopped, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (stopped / state).exists():  # epoch 1 is done and saved
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    hints = {line.strip() for line in err.splitlines()
+             if line.strip().startswith(f"{sys.executable} -m torch.distributed.run ")}
+    assert len(hints) == 1, err[-3000:]
+    resumed = subprocess.run(shlex.split(hints.pop()), cwd=stopped, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    ours = torch.load(stopped / state, weights_only=True)
+    theirs = torch.load(straight / state, weights_only=True)
+    assert ours["epochs_done"] == theirs["epochs_done"] == 8
+    assert ours["model"].keys() == theirs["model"].keys()
+    for name, value in theirs["model"].items():
+        assert torch.equal(ours["model"][name], value), name
+
+
 def test_resume_hint_without_torchrun_is_this_interpreter_and_the_scripts_path(tmp_path):
     script = tmp_path / "DFAD_mnist.py"
     script.touch()
@@ -171,3 +216,109 @@ def test_cuda_rng_round_trip_on_the_current_device_and_from_an_old_file():
     # An old file: one state per GPU of the machine that saved it, more than this one has.
     restore_rng({**saved, "cuda": [saved["cuda"]] * (torch.cuda.device_count() + 2)})
     assert torch.equal(torch.randn(4, device="cuda"), first)
+
+
+# --- The entry scripts under torchrun (2 CPU processes) ---
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A tiny real-format MNIST and a (random) LeNet5 teacher checkpoint."""
+    work = tmp_path_factory.mktemp("torchrun")
+    write_tiny_mnist(work / "data", n_train=16, n_test=8)
+    write_random_teacher(work)
+    return work
+
+
+def dfad(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
+    """DFAD_mnist.py for 2 epochs of 2 iterations, in 2 processes."""
+    return subprocess.run([sys.executable, *TORCHRUN, SCRIPT, "--data_root", "data",
+                           "--epochs", "2", "--epoch_itrs", "2", "--batch_size", "8",
+                           "--device", "cpu", "--num_workers", "0", "--no_visdom", *flags],
+                          cwd=workdir, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_torchrun_two_cpu_processes(workdir):
+    csv_path = workdir / "log/DFAD-mnist.csv"
+    rows_before = len(csv_path.read_text().splitlines()) if csv_path.exists() else 0
+    result = dfad(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "student weights identical on all 2 ranks" in result.stdout
+    # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
+    assert result.stdout.count("Epoch 2 test:") == 1
+    rows = read_csv_runs(csv_path)
+    assert len(rows) == rows_before + 1 and len(rows[-1].values) == 2
+    assert rows[-1].flags["processes"] == 2
+    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
+                       weights_only=True)
+    assert state["epochs_done"] == 2
+
+
+def test_teacher_under_torchrun_two_cpu_processes(workdir, tmp_path):
+    shutil.copytree(workdir / "data", tmp_path / "data")
+    result = subprocess.run([sys.executable, *TORCHRUN, str(REPO / "train_teacher.py"),
+                             "--dataset", "mnist", "--model", "lenet5", "--epochs", "2",
+                             "--batch_size", "8", "--data_root", "data", "--device", "cpu",
+                             "--num_workers", "0", "--no_visdom"], cwd=tmp_path,
+                            env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Epoch 2 test:") == 1  # rank 0 alone evaluates and prints
+    state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
+    assert state["epochs_done"] == 2
+    LeNet5().load_state_dict(torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5.pt",
+                                        weights_only=True), strict=True)
+
+
+def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(workdir):
+    result = dfad(workdir, "--batch_size", "9")
+    assert result.returncode != 0
+    assert "error: --batch_size 9 does not split evenly over 2 processes" in result.stderr
+
+
+# --- Every rank's stream stays rank 0's; a NaN on one rank stops them all ---
+
+def rank_checks(check: str, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    """tests/helpers/rank_checks.py's `check` in 2 CPU processes, writing cwd/rank<R>.pt."""
+    return subprocess.run([sys.executable, *TORCHRUN, str(REPO / "tests/helpers/rank_checks.py"),
+                           check, str(cwd), *argv], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("numerics", [(), ("--original_numerics",)], ids=["default", "original"])
+def test_teacher_ranks_keep_one_stream_across_rank_0s_evaluations(numerics, tmp_path):
+    """Only rank 0 evaluates, and its test loader draws seeds: by default inside a fork, under
+    --original_numerics on every rank. Either way the ranks' RNG states agree at every training
+    batch of every epoch, so augmentations and dropout draw alike and a resume, which gives
+    every rank rank 0's saved stream, continues what each rank had."""
+    write_tiny_mnist(tmp_path / "data", n_train=32, n_test=8)
+    result = rank_checks("streams", tmp_path, "data", "--epochs", "3",
+                      "--batch_size", "8", "--test_batch_size", "4", *numerics)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["digests"] for r in (0, 1)]
+    # LeNet5 draws nothing while training: one state per epoch, moved by the epoch's seed draws.
+    assert len(ranks[0]) == 3 * 4 and len(set(ranks[0])) == 3
+    assert ranks[0] == ranks[1]
+
+
+def test_a_nan_on_one_rank_stops_every_rank_with_the_same_line(tmp_path):
+    """The ranks agree on finiteness at the log point: no rank is left waiting in the next
+    collective for one that has already raised."""
+    result = rank_checks("nan", tmp_path, "-")
+    assert result.returncode == 0, result.stderr[-3000:]
+    errors = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["error"] for r in (0, 1)]
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("generator loss at epoch 1, iteration 3 is not finite on rank 1: "
+                                "stopping;"), errors[0]
+
+
+def test_dropout_under_ddp_draws_its_own_masks_on_each_rank_the_latents_together(tmp_path):
+    """A dropout student in 2 processes: each rank's slice gets its own masks, while the run's
+    stream (the global latent batches every rank draws and slices) stays the same on both
+    ranks; DDP keeps the weights equal."""
+    result = rank_checks("dropout", tmp_path, "-")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["masks"] == ranks[1]["masks"] == 3 * 6  # 5 student + 1 generator steps
+    assert not torch.equal(ranks[0]["mask"], ranks[1]["mask"])
+    assert ranks[0]["rng"] == ranks[1]["rng"]
+    for a, b in zip(ranks[0]["student"], ranks[1]["student"], strict=True):
+        assert torch.equal(a, b)

@@ -1,12 +1,10 @@
 """Exact where we say exact: a resume keeps the run's own optimizer implementation; under
 --original_numerics whole runs (epochs, evaluations, LR milestones) compute the original's floats
-(benchmarks/original_iteration.py); N processes keep one process's streams."""
+(benchmarks/original_iteration.py). N processes: tests/test_distributed.py."""
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,7 @@ from network import torchvision_resnet
 from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5, LeNet5Half
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from tests.helpers.mnist_fixtures import _write_idx, write_tiny_mnist
+from tests.helpers.mnist_fixtures import _write_idx
 from tests.helpers.script_args import dfad_args
 from tests.helpers.segmentation_fixtures import write_tiny_camvid
 from tests.test_caltech import make_split
@@ -341,61 +339,6 @@ def test_teacher_lr_of_every_epoch_is_the_original_schedule(script, tmp_path, mo
                 "t.pt", CPU)
     milestones = list(range(args.step_size, 251, args.step_size))
     assert lrs == pytest.approx(start_stepped(0.1, gamma, milestones), rel=1e-12)
-
-
-# --- N processes: every rank's stream stays rank 0's (gloo, 2 CPU processes) ---
-
-REPO = Path(__file__).resolve().parents[1]
-TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-
-def torchrun(check: str, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
-    """tests/helpers/rank_checks.py's `check` in 2 CPU processes, writing cwd/rank<R>.pt."""
-    return subprocess.run([sys.executable, *TORCHRUN, str(REPO / "tests/helpers/rank_checks.py"),
-                           check, str(cwd), *argv], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=600)
-
-
-@pytest.mark.parametrize("numerics", [(), ("--original_numerics",)], ids=["default", "original"])
-def test_teacher_ranks_keep_one_stream_across_rank_0s_evaluations(numerics, tmp_path):
-    """Only rank 0 evaluates, and its test loader draws seeds: by default inside a fork, under
-    --original_numerics on every rank. Either way the ranks' RNG states agree at every training
-    batch of every epoch, so augmentations and dropout draw alike and a resume, which gives
-    every rank rank 0's saved stream, continues what each rank had."""
-    write_tiny_mnist(tmp_path / "data", n_train=32, n_test=8)
-    result = torchrun("streams", tmp_path, "data", "--epochs", "3",
-                      "--batch_size", "8", "--test_batch_size", "4", *numerics)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["digests"] for r in (0, 1)]
-    # LeNet5 draws nothing while training: one state per epoch, moved by the epoch's seed draws.
-    assert len(ranks[0]) == 3 * 4 and len(set(ranks[0])) == 3
-    assert ranks[0] == ranks[1]
-
-
-def test_a_nan_on_one_rank_stops_every_rank_with_the_same_line(tmp_path):
-    """The ranks agree on finiteness at the log point: no rank is left waiting in the next
-    collective for one that has already raised."""
-    result = torchrun("nan", tmp_path, "-")
-    assert result.returncode == 0, result.stderr[-3000:]
-    errors = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["error"] for r in (0, 1)]
-    assert errors[0] == errors[1]
-    assert errors[0].startswith("generator loss at epoch 1, iteration 3 is not finite on rank 1: "
-                                "stopping;"), errors[0]
-
-
-def test_dropout_under_ddp_draws_its_own_masks_on_each_rank_the_latents_together(tmp_path):
-    """A dropout student in 2 processes: each rank's slice gets its own masks, while the run's
-    stream (the global latent batches every rank draws and slices) stays the same on both
-    ranks; DDP keeps the weights equal."""
-    result = torchrun("dropout", tmp_path, "-")
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert ranks[0]["masks"] == ranks[1]["masks"] == 3 * 6  # 5 student + 1 generator steps
-    assert not torch.equal(ranks[0]["mask"], ranks[1]["mask"])
-    assert ranks[0]["rng"] == ranks[1]["rng"]
-    for a, b in zip(ranks[0]["student"], ranks[1]["student"], strict=True):
-        assert torch.equal(a, b)
 
 
 def test_kd_ori_source_keeps_its_position_on_the_host_and_rereads_it_after_a_load():

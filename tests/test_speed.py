@@ -1,6 +1,6 @@
 """The speed-ups keep the algorithm: the optimized fp32 engine against the original's plain
 iteration (benchmarks/original_iteration.py), within rounding by default and bit for bit under
---original_numerics; --amp and --compile run; torchrun with 2 CPU processes (gloo)."""
+--original_numerics; --amp and --compile run (torchrun: tests/test_distributed.py)."""
 import copy
 import os
 import shutil
@@ -17,7 +17,6 @@ from engine.dfad import Recipe, distill, generator_loss_mae
 from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.script_args import dfad_args
 
@@ -25,8 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 NZ, BATCH, ITERS = 16, 8, 3
-# --standalone: a rendezvous on a free local port, so a busy 29500 cannot fail the test.
-TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
 def plain_reference(teacher, student, generator, iterations: int, lr_S: float = 0.05,
@@ -153,8 +150,8 @@ def workdir(tmp_path_factory) -> Path:
     return work
 
 
-def dfad(workdir: Path, *flags: str, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *launcher, str(REPO / "DFAD_mnist.py"),
+def dfad(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "DFAD_mnist.py"),
                            "--data_root", "data", "--epochs", "2", "--epoch_itrs", "2",
                            "--batch_size", "8", *FAST, *flags], cwd=workdir, env=ENV,
                           capture_output=True, text=True, timeout=600)
@@ -169,42 +166,6 @@ def test_speed_modes_run_a_tiny_config(workdir, flags):
     # The checkpoint keys are the plain module's, whatever ran the steps.
     state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half.pt", weights_only=True)
     LeNet5Half().load_state_dict(state, strict=True)
-
-
-def test_torchrun_two_cpu_processes(workdir):
-    csv_path = workdir / "log/DFAD-mnist.csv"
-    rows_before = len(csv_path.read_text().splitlines()) if csv_path.exists() else 0
-    result = dfad(workdir, launcher=TORCHRUN)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "student weights identical on all 2 ranks" in result.stdout
-    # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
-    assert result.stdout.count("Epoch 2 test:") == 1
-    rows = read_csv_runs(csv_path)
-    assert len(rows) == rows_before + 1 and len(rows[-1].values) == 2
-    assert rows[-1].flags["processes"] == 2
-    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
-                       weights_only=True)
-    assert state["epochs_done"] == 2
-
-
-def test_teacher_under_torchrun_two_cpu_processes(workdir, tmp_path):
-    shutil.copytree(workdir / "data", tmp_path / "data")
-    result = subprocess.run([sys.executable, *TORCHRUN, str(REPO / "train_teacher.py"),
-                             "--dataset", "mnist", "--model", "lenet5", "--epochs", "2",
-                             "--batch_size", "8", "--data_root", "data", *FAST], cwd=tmp_path,
-                            env=ENV, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("Epoch 2 test:") == 1  # rank 0 alone evaluates and prints
-    state = torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
-    assert state["epochs_done"] == 2
-    LeNet5().load_state_dict(torch.load(tmp_path / "checkpoint/teacher/mnist-lenet5.pt",
-                                        weights_only=True), strict=True)
-
-
-def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(workdir):
-    result = dfad(workdir, "--batch_size", "9", launcher=TORCHRUN)
-    assert result.returncode != 0
-    assert "error: --batch_size 9 does not split evenly over 2 processes" in result.stderr
 
 
 def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
