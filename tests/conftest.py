@@ -9,3 +9,21 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest
+
+# End to end: these files run the entry scripts, torchrun or a browser in subprocesses, seconds
+# each. `pytest -m "not slow"` leaves them (and the few long tests marked `slow` elsewhere) out:
+# the inner loop of a change; the README's command runs everything.
+END_TO_END = {
+    "test_bad_inputs.py", "test_baselines.py", "test_caltech.py", "test_cifar.py",
+    "test_distributed.py", "test_first_run.py", "test_gpu_check.py", "test_loaders.py",
+    "test_mnist_scripts.py", "test_real_mnist.py", "test_resume.py", "test_run_scripts.py",
+    "test_segmentation_scripts.py", "test_speed.py", "test_visdom.py", "test_visdom_browser.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in END_TO_END:
+            item.add_marker(pytest.mark.slow)

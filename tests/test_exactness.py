@@ -209,6 +209,7 @@ TINY_RUN = ["--epochs", "3", "--epoch_itrs", "1", "--batch_size", "2", "--test_b
             "--lr_S", "0.1", "--scheduler", "--step_size", "2", "--original_numerics", *FAST]
 
 
+@pytest.mark.slow  # full-size networks at 128-256 px, twice: 20-60 s
 def test_dfad_caltech101_generator_b_is_the_original_through_epochs(tmp_path, monkeypatch):
     """GeneratorB at 128 px and the unshuffled Caltech test loader (one seed draw a pass, a
     latent batch per test batch), three epochs with a milestone at epoch 2."""
@@ -235,6 +236,7 @@ def test_dfad_caltech101_generator_b_is_the_original_through_epochs(tmp_path, mo
     assert_same_weights(state["generator"], generator)
 
 
+@pytest.mark.slow  # full-size networks at 128-256 px, twice: 20-60 s
 def test_dfad_camvid_segmentation_loop_is_the_original_through_epochs(tmp_path, monkeypatch):
     """The segmentation loop: -log(MAE + 1), the student's dropout drawing from the training
     stream, the scheduler stepped at epoch end, mIoU on the full 256 px test images."""
