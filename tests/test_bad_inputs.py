@@ -1,5 +1,6 @@
-"""Bad inputs and faults, as a new user meets them: each case is one command in a folder that
-already holds a finished teacher and a finished DFAD run (tiny MNIST). Every case asserts the
+"""Bad inputs and faults, as a new user meets them: each case is one command (a process of its
+own, forked from a warm interpreter: tests/helpers/forked_runs.py) in a folder that already
+holds a finished teacher and a finished DFAD run (tiny MNIST). Every case asserts the
 exit code, one truthful line on stderr (none for the cases that succeed) with no traceback, and
 that every file in the folder before is unchanged after (sha256). The lock files are left out:
 each run that gets as far as taking the lock writes its pid into it."""
@@ -11,7 +12,7 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 
 from network.lenet import LeNet5Half
+from tests.helpers.forked_runs import ForkedRunner
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +35,27 @@ CSV = "log/DFAD-mnist.csv"
 GOOD_ROW = 'run=good,"{""seed"": 1}",0.5,0.9\n'
 
 
+RUNNER: ForkedRunner | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runner() -> Iterator[None]:
+    """One warm interpreter for the module's runs (tests/helpers/forked_runs.py)."""
+    global RUNNER
+    RUNNER = ForkedRunner(ENV)
+    yield
+    RUNNER.close()
+    RUNNER = None
+
+
 def run(argv: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / argv[0]), *argv[1:]], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300, **kwargs)
+    """`python <REPO/argv[0]> argv[1:]` in `cwd`: forked from the warm interpreter, or a fresh
+    one when `kwargs` (e.g. a preexec_fn) need subprocess.run."""
+    argv = [str(REPO / argv[0]), *argv[1:]]
+    if not kwargs:
+        return RUNNER.run(argv, cwd)
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=300, **kwargs)
 
 
 @pytest.fixture(scope="module")
