@@ -146,7 +146,8 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Interrupted as stop:
-        print(str(stop), file=sys.stderr)
+        if distributed.is_main():  # under torchrun every rank stops here: one resume hint
+            print(str(stop), file=sys.stderr)
         sys.exit(128 + stop.signum)
     except KeyboardInterrupt:  # Ctrl-C outside the training loop (set-up, a last save)
         print("error: interrupted (Ctrl-C) outside the training loop: the run's files are as "

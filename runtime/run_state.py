@@ -375,8 +375,9 @@ class GracefulStop:
         self.signum = signum
         when = ("at the next log point, with the other ranks" if distributed.world_size() > 1
                 else "after the current step")
-        print(f"\n{signal.Signals(signum).name} received: stopping {when} "
-              "(Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+        if distributed.is_main():  # torchrun signals every rank: one line, not one per rank
+            print(f"\n{signal.Signals(signum).name} received: stopping {when} "
+                  "(Ctrl-C again to stop now)", file=sys.stderr, flush=True)
 
     @property
     def requested(self) -> bool:
