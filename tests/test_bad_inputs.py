@@ -39,10 +39,10 @@ RUNNER: ForkedRunner | None = None
 
 
 @pytest.fixture(scope="module", autouse=True)
-def runner() -> Iterator[None]:
+def runner(tmp_path_factory) -> Iterator[None]:
     """One warm interpreter for the module's runs (tests/helpers/forked_runs.py)."""
     global RUNNER
-    RUNNER = ForkedRunner(ENV)
+    RUNNER = ForkedRunner(ENV, tmp_path_factory.mktemp("warm"))
     yield
     RUNNER.close()
     RUNNER = None

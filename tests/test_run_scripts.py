@@ -4,12 +4,14 @@ only its teacher script accepts (TEACHER_ARGS) and one that only its DFAD script
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.caltech_fixtures import write_tiny_caltech
 from tests.helpers.cifar_fixtures import write_tiny_cifar10
+from tests.helpers.forked_runs import ForkedRunner
 from tests.helpers.mnist_fixtures import write_tiny_mnist
 from tests.helpers.segmentation_fixtures import write_tiny_camvid
 
@@ -32,18 +34,34 @@ def repo(tmp_path) -> Path:
     return copy
 
 
-def run_script(repo: Path, script: str, *args: str, python: str = sys.executable,
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+WARM_PYTHON: str | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_python(tmp_path_factory) -> Iterator[None]:
+    """The scripts' PYTHON: every `$PYTHON script.py` forks one warm interpreter
+    (tests/helpers/forked_runs.py) instead of importing torch again."""
+    global WARM_PYTHON
+    runner = ForkedRunner(ENV, tmp_path_factory.mktemp("warm"))
+    WARM_PYTHON = runner.python()
+    yield
+    runner.close()
+    WARM_PYTHON = None
+
+
+def run_script(repo: Path, script: str, *args: str, python: str | None = None,
                **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(repo / script), *args], cwd=repo, capture_output=True,
                           text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": python, **env})
+                          env={**ENV, "PYTHON": python or WARM_PYTHON, **env})
 
 
 def cifar_python(tmp_path: Path, data_root: Path) -> str:
     """An interpreter that registers the tiny CIFAR files' checksums
     (tests/helpers/run_with_tiny_cifar.py) before it runs a script."""
     wrapper = tmp_path / "python-tiny-cifar"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" '
+    wrapper.write_text(f'#!/bin/sh\nexec "{WARM_PYTHON}" '
                        f'"{REPO / "tests/helpers/run_with_tiny_cifar.py"}" "{data_root}" "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)

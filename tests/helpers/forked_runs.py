@@ -1,13 +1,17 @@
 """Run entry scripts as `python script.py args` would, in forks of one warm interpreter.
 
 A fresh interpreter spends about 3 s importing torch and torchvision before a script parses its
-first flag; a test file with dozens of short runs (tests/test_bad_inputs.py) spends most of its
-time there. The server below imports them once and forks a child per run: each run is still its
-own process (its exit code, its stdout and stderr, its locks, signal handlers and module state
-are its own), started from a state in which nothing but imports has happened.
+first flag; test files with dozens of short runs spend most of their time there. The server
+below imports them once, listens on a Unix socket, and forks a child per run: each run is still
+a process of its own (its exit code, its stdin/stdout/stderr, environment and working folder,
+its locks, signal handlers and module state), started from a state in which nothing but imports
+has happened.
 
-    runner = ForkedRunner(env)          # starts `python tests/helpers/forked_runs.py`
+    runner = ForkedRunner(env, tmp)     # starts `python tests/helpers/forked_runs.py SOCKET`
     result = runner.run([script, *args], cwd)   # a subprocess.CompletedProcess
+    python = runner.python()            # an interpreter for shell scripts' PYTHON=: each
+                                        # `$PYTHON script.py ...` / `$PYTHON -m module ...` runs
+                                        # in a fork, with the caller's fds, env and folder
     runner.close()
 """
 from __future__ import annotations
@@ -16,6 +20,8 @@ import atexit
 import json
 import os
 import runpy
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,12 +30,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+CLIENT = Path(__file__).with_name("warm_python.py")
 
 
 class ForkedRunner:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.server = subprocess.Popen([sys.executable, __file__], env=dict(env),
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, env: Mapping[str, str], folder: Path) -> None:
+        self.env = dict(env)
+        self.folder = folder
+        self.socket = str(folder / "warm.sock")
+        self.server = subprocess.Popen([sys.executable, __file__, self.socket], env=self.env,
+                                       stdout=subprocess.PIPE, text=True)
         ready = self.server.stdout.readline()
         if ready.strip() != "ready":
             raise RuntimeError(f"forked_runs server did not start: {ready!r}")
@@ -37,37 +47,73 @@ class ForkedRunner:
     def run(self, argv: Sequence[str], cwd: str | Path) -> subprocess.CompletedProcess:
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-            request = {"argv": [str(a) for a in argv], "cwd": str(cwd), "stdout": str(out),
-                       "stderr": str(err)}
-            self.server.stdin.write(json.dumps(request) + "\n")
-            self.server.stdin.flush()
-            reply = self.server.stdout.readline()
-            if not reply:
-                raise RuntimeError("forked_runs server died")
-            code = json.loads(reply)["returncode"]
+            with open(os.devnull) as stdin, open(out, "w") as stdout, open(err, "w") as stderr:
+                code = request(self.socket, [str(a) for a in argv], str(cwd), self.env,
+                               [stdin.fileno(), stdout.fileno(), stderr.fileno()])
             return subprocess.CompletedProcess(list(argv), code, out.read_text(),
                                                err.read_text())
 
+    def python(self) -> str:
+        """A file that works as an interpreter's path: `$PYTHON args` runs `python args` here."""
+        shim = self.folder / "warm-python"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{CLIENT}" "{self.socket}" '
+                        '"$@"\n')
+        shim.chmod(0o755)
+        return str(shim)
+
     def close(self) -> None:
-        self.server.stdin.close()
+        self.server.terminate()
         self.server.wait(timeout=30)
 
 
-def _child(request: dict) -> None:
+def request(path: str, argv: list[str], cwd: str, env: Mapping[str, str],
+            fds: list[int]) -> int:
+    """Ask the server at `path` to run `python argv` in `cwd` with `env` and `fds` as stdin,
+    stdout and stderr; returns its exit code (the warm_python client does the same)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(path)
+        message = json.dumps({"argv": argv, "cwd": cwd, "env": dict(env)}).encode()
+        socket.send_fds(conn, [len(message).to_bytes(8, "little") + message], fds)
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    return json.loads(reply)["returncode"]
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    size = int.from_bytes(data[:8], "little")
+    data = data[8:]
+    while len(data) < size:
+        data += conn.recv(size - len(data))
+    return json.loads(data), fds
+
+
+def _child(request: dict, fds: list[int]) -> None:
     """In the fork: become `python <argv>` started in `cwd`; never returns."""
     code = 1
     try:
         os.chdir(request["cwd"])
-        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for target, fd in zip(fds, (0, 1, 2), strict=True):
             os.dup2(target, fd)
             os.close(target)
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - for the life of the child
-        script = request["argv"][0]
-        sys.argv = list(request["argv"])
-        sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script.py` does
+        # Python's own standard streams on the caller's descriptors, buffered as a fresh
+        # interpreter's are.
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(request["env"])
+        argv = request["argv"]
         try:
-            runpy.run_path(script, run_name="__main__")
+            if argv[:1] == ["-m"]:
+                sys.argv = ["-m", *argv[2:]]
+                sys.path[0] = os.getcwd()  # as `python -m` does
+                runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+            else:
+                sys.argv = list(argv)
+                sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))  # as `python script`
+                runpy.run_path(argv[0], run_name="__main__")
             code = 0
         except SystemExit as stop:
             if stop.code is None or isinstance(stop.code, int):
@@ -83,7 +129,21 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-def serve() -> None:
+def _handle(conn: socket.socket) -> None:
+    """One connection, in a fork of the server: run the request in a fork of its own (so that
+    this process can report its exit status) and send the status back."""
+    request, fds = _receive(conn)
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _child(request, fds)
+    for fd in fds:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    conn.sendall(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def serve(path: str) -> None:
     sys.path.insert(0, str(REPO))
     import torch  # noqa: F401 - the imports every run would otherwise pay for
     import torchvision  # noqa: F401
@@ -94,18 +154,22 @@ def serve() -> None:
     import tables.paper_table  # noqa: F401
 
     sys.path.pop(0)
-    reply = sys.stdout
-    print("ready", file=reply, flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), file=reply,
-              flush=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the connection handlers reap themselves
+    print("ready", flush=True)
+    while True:
+        conn, _ = server.accept()
+        if os.fork() == 0:
+            server.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this one waits for its run
+            try:
+                _handle(conn)
+            finally:
+                os._exit(0)
+        conn.close()
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1])
