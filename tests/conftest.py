@@ -10,7 +10,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+from pathlib import Path
+
 import pytest
+
+from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 # End to end: these files run the entry scripts, torchrun or a browser in subprocesses, seconds
 # each. `pytest -m "not slow"` leaves them (and the few long tests marked `slow` elsewhere) out:
@@ -27,3 +31,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.name in END_TO_END:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def mnist_workdir(tmp_path_factory) -> Path:
+    """A folder with a tiny real-format MNIST in data/ and a (random) LeNet5 teacher at
+    checkpoint/teacher/mnist-lenet5.pt, once per test module."""
+    work = tmp_path_factory.mktemp("mnist")
+    write_tiny_mnist(work / "data", n_train=16, n_test=8)
+    write_random_teacher(work)
+    return work

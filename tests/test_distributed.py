@@ -91,6 +91,19 @@ def test_download_is_done_by_local_rank_0_while_the_others_wait(one, two):
         assert result["download"] == {"train": 8, "test": 4, "downloaded_by": [0]}
 
 
+def sigterm_and_resume_hint(proc: subprocess.Popen) -> str:
+    """SIGTERM to torchrun; the run stops, and rank 0 alone says so and prints the resume
+    command, once."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    hints = [line.strip() for line in err.splitlines()
+             if line.strip().startswith(f"{sys.executable} -m torch.distributed.run ")]
+    assert len(hints) == 1, err[-3000:]
+    assert err.count("SIGTERM received: stopping") == 1, err[-3000:]
+    return hints[0]
+
+
 def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_stream(
         tmp_path):
     """2 CPU processes (gloo), stopped by SIGTERM to torchrun and resumed with the printed
@@ -114,14 +127,7 @@ def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=240)
-    assert proc.returncode != 0
-    hints = [line.strip() for line in err.splitlines()
-             if line.strip().startswith(f"{sys.executable} -m torch.distributed.run ")]
-    assert len(hints) == 1, err[-3000:]  # rank 0 alone says it, once
-    assert err.count("SIGTERM received: stopping") == 1, err[-3000:]
-    argv = shlex.split(hints[0])
+    argv = shlex.split(sigterm_and_resume_hint(proc))
     assert argv[:7] == [sys.executable, *TORCHRUN, SCRIPT]
     assert argv[-2:] == ["--resume", STATE]
     resumed = subprocess.run([*argv[:6], RECORD, str(stopped), *argv[6:]], cwd=stopped, env=ENV,
@@ -155,14 +161,7 @@ def test_sigterm_under_torchrun_then_resume_of_a_teacher_equals_an_uninterrupted
     while not (stopped / state).exists():  # epoch 1 is done and saved
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=240)
-    assert proc.returncode != 0
-    hints = [line.strip() for line in err.splitlines()
-             if line.strip().startswith(f"{sys.executable} -m torch.distributed.run ")]
-    assert len(hints) == 1, err[-3000:]  # rank 0 alone says it, once
-    assert err.count("SIGTERM received: stopping") == 1, err[-3000:]
-    resumed = subprocess.run(shlex.split(hints[0]), cwd=stopped, env=ENV,
+    resumed = subprocess.run(shlex.split(sigterm_and_resume_hint(proc)), cwd=stopped, env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout
@@ -222,27 +221,18 @@ def test_cuda_rng_round_trip_on_the_current_device_and_from_an_old_file():
 
 # --- The entry scripts under torchrun (2 CPU processes) ---
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A tiny real-format MNIST and a (random) LeNet5 teacher checkpoint."""
-    work = tmp_path_factory.mktemp("torchrun")
-    write_tiny_mnist(work / "data", n_train=16, n_test=8)
-    write_random_teacher(work)
-    return work
-
-
-def dfad(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
+def dfad(mnist_workdir: Path, *flags: str) -> subprocess.CompletedProcess:
     """DFAD_mnist.py for 2 epochs of 2 iterations, in 2 processes."""
     return subprocess.run([sys.executable, *TORCHRUN, SCRIPT, "--data_root", "data",
                            "--epochs", "2", "--epoch_itrs", "2", "--batch_size", "8",
                            "--device", "cpu", "--num_workers", "0", "--no_visdom", *flags],
-                          cwd=workdir, env=ENV, capture_output=True, text=True, timeout=600)
+                          cwd=mnist_workdir, env=ENV, capture_output=True, text=True, timeout=600)
 
 
-def test_torchrun_two_cpu_processes(workdir):
-    csv_path = workdir / "log/DFAD-mnist.csv"
+def test_torchrun_two_cpu_processes(mnist_workdir):
+    csv_path = mnist_workdir / "log/DFAD-mnist.csv"
     rows_before = len(csv_path.read_text().splitlines()) if csv_path.exists() else 0
-    result = dfad(workdir)
+    result = dfad(mnist_workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "student weights identical on all 2 ranks" in result.stdout
     # Rank 0 alone evaluates and writes: one log line per epoch, one CSV row.
@@ -250,13 +240,13 @@ def test_torchrun_two_cpu_processes(workdir):
     rows = read_csv_runs(csv_path)
     assert len(rows) == rows_before + 1 and len(rows[-1].values) == 2
     assert rows[-1].flags["processes"] == 2
-    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
+    state = torch.load(mnist_workdir / "checkpoint/student/mnist-lenet5_half-state.pt",
                        weights_only=True)
     assert state["epochs_done"] == 2
 
 
-def test_teacher_under_torchrun_two_cpu_processes(workdir, tmp_path):
-    shutil.copytree(workdir / "data", tmp_path / "data")
+def test_teacher_under_torchrun_two_cpu_processes(mnist_workdir, tmp_path):
+    shutil.copytree(mnist_workdir / "data", tmp_path / "data")
     result = subprocess.run([sys.executable, *TORCHRUN, str(REPO / "train_teacher.py"),
                              "--dataset", "mnist", "--model", "lenet5", "--epochs", "2",
                              "--batch_size", "8", "--data_root", "data", "--device", "cpu",
@@ -270,8 +260,8 @@ def test_teacher_under_torchrun_two_cpu_processes(workdir, tmp_path):
                                         weights_only=True), strict=True)
 
 
-def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(workdir):
-    result = dfad(workdir, "--batch_size", "9")
+def test_batch_that_does_not_split_over_the_ranks_is_one_clear_error(mnist_workdir):
+    result = dfad(mnist_workdir, "--batch_size", "9")
     assert result.returncode != 0
     assert "error: --batch_size 9 does not split evenly over 2 processes" in result.stderr
 

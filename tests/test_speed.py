@@ -17,7 +17,6 @@ from engine.dfad import Recipe, distill, generator_loss_mae
 from engine.evaluation import evaluate_classification
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
-from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.script_args import dfad_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,50 +133,41 @@ def test_original_numerics_engine_is_bit_identical_to_the_original_iteration(tmp
     assert not torch.equal(student.fc1.weight, student_before["fc1.weight"])
 
 
-def test_original_numerics_refuses_amp_in_one_line(workdir):
-    result = dfad(workdir, "--original_numerics", "--amp", "bf16")
+def test_original_numerics_refuses_amp_in_one_line(mnist_workdir):
+    result = dfad(mnist_workdir, "--original_numerics", "--amp", "bf16")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: --original_numerics computes the original's fp32 floats")
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A tiny real-format MNIST and a (random) LeNet5 teacher checkpoint."""
-    work = tmp_path_factory.mktemp("speed")
-    write_tiny_mnist(work / "data", n_train=16, n_test=8)
-    write_random_teacher(work)
-    return work
-
-
-def dfad(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
+def dfad(mnist_workdir: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "DFAD_mnist.py"),
                            "--data_root", "data", "--epochs", "2", "--epoch_itrs", "2",
-                           "--batch_size", "8", *FAST, *flags], cwd=workdir, env=ENV,
+                           "--batch_size", "8", *FAST, *flags], cwd=mnist_workdir, env=ENV,
                           capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("flags", [("--amp", "bf16"), ("--amp", "fp16"), ("--compile",)],
                          ids=["bf16", "fp16", "compile"])
-def test_speed_modes_run_a_tiny_config(workdir, flags):
-    result = dfad(workdir, *flags)
+def test_speed_modes_run_a_tiny_config(mnist_workdir, flags):
+    result = dfad(mnist_workdir, *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 2 test: acc=" in result.stdout
     # The checkpoint keys are the plain module's, whatever ran the steps.
-    state = torch.load(workdir / "checkpoint/student/mnist-lenet5_half.pt", weights_only=True)
+    state = torch.load(mnist_workdir / "checkpoint/student/mnist-lenet5_half.pt", weights_only=True)
     LeNet5Half().load_state_dict(state, strict=True)
 
 
-def test_sync_bn_on_the_cpu_is_one_clear_error(workdir):
-    result = dfad(workdir, "--sync_bn")
+def test_sync_bn_on_the_cpu_is_one_clear_error(mnist_workdir):
+    result = dfad(mnist_workdir, "--sync_bn")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --sync_bn needs CUDA")
 
 
-def test_teacher_speed_modes_run_and_resume(workdir, tmp_path):
+def test_teacher_speed_modes_run_and_resume(mnist_workdir, tmp_path):
     """The teachers take the DFAD scripts' speed flags; the fp16 loss scale is in the state
     (--compile of a teacher: tests/test_cuda.py, compiling on the CPU costs the suite time)."""
-    shutil.copytree(workdir / "data", tmp_path / "data")
+    shutil.copytree(mnist_workdir / "data", tmp_path / "data")
     flags = ("--amp", "fp16", "--cudnn_benchmark")
     teacher = [sys.executable, str(REPO / "train_teacher.py"), "--dataset", "mnist", "--model",
                "lenet5", "--batch_size", "8", "--data_root", "data", *FAST, *flags]
