@@ -1,5 +1,6 @@
 """CUDA only (pytest -m cuda; scripts/gpu_check.sh runs them): fp16 + compile + resume on tiny
-MNIST, the engine on the GPU against the CPU, and two GPUs with NCCL and --sync_bn."""
+MNIST, the baselines, loader workers with pinned batches, the engine on the GPU against the CPU
+(each with the scripts' placement and optimizers), and two GPUs with NCCL and --sync_bn."""
 import copy
 import os
 import subprocess
@@ -12,6 +13,7 @@ import torch
 from engine.dfad import dfad_optimizers, generator_loss_mae, generator_step, student_step
 from network.gan import GeneratorA
 from network.lenet import LeNet5, LeNet5Half
+from runtime.precision import place
 from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.script_args import dfad_args
@@ -73,6 +75,15 @@ def test_the_baselines_train_on_cuda(work, script):
     assert "Epoch 1 test:" in first.stdout and "device: cuda:" in first.stdout
 
 
+def test_dfad_on_cuda_with_pinned_loader_workers(work):
+    """The CUDA path of the loaders: 2 persistent workers, pinned batches, non-blocking copies
+    (the other CUDA runs here use --num_workers 0)."""
+    workers = TINY.index("--num_workers") + 1
+    flags = [*TINY[:workers], "2", *TINY[workers + 1:]]
+    result = run(work, str(REPO / "DFAD_mnist.py"), *flags, "--epochs", "2", "--epoch_itrs", "2")
+    assert "Epoch 2 test:" in result.stdout
+
+
 @pytest.fixture
 def exact_fp32():
     """No TF32 on either side: the comparison is of the same fp32 maths."""
@@ -83,12 +94,16 @@ def exact_fp32():
 
 
 def test_engine_on_cuda_matches_the_cpu_reference(exact_fp32):
-    """Three iterations of [student step, generator step] from the same weights and latents."""
+    """Three iterations of [student step, generator step] from the same weights and latents,
+    each device with the scripts' own placement (channels_last) and optimizers (fused SGD and
+    Adam on CUDA)."""
     torch.manual_seed(0)
     nets = {"cpu": (LeNet5().eval().requires_grad_(False), LeNet5Half(),
                     GeneratorA(nz=100, nc=1, img_size=32))}
-    nets["cuda"] = tuple(copy.deepcopy(net).cuda() for net in nets["cpu"])
+    nets["cuda"] = tuple(copy.deepcopy(net) for net in nets["cpu"])
     args = dfad_args(lr_S=0.1, lr_G=1e-3, weight_decay=5e-4)
+    for device, networks in nets.items():
+        place(args, torch.device(device), *networks)
     optimizers = {d: dfad_optimizers(s, g, args, torch.device(d))
                   for d, (_, s, g) in nets.items()}
     for iteration in range(3):
