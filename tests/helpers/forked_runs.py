@@ -99,9 +99,9 @@ def _child(request: dict, fds: list[int]) -> None:
             os.close(target)
         # Python's own standard streams on the caller's descriptors, buffered as a fresh
         # interpreter's are.
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
         os.environ.clear()
         os.environ.update(request["env"])
         argv = request["argv"]
