@@ -22,6 +22,7 @@ import torch
 from network.lenet import LeNet5Half
 from tests.helpers.forked_runs import ForkedRunner
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
+from tests.helpers.waiting import wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -361,10 +362,7 @@ def test_a_second_ctrl_c_stops_at_once_in_one_line(empty):
                              "--epochs", "50", "--epoch_itrs", "50", "--batch_size", "2048"],
                             cwd=empty, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (empty / "log/DFAD-mnist.config.json").exists():  # written when training starts
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for_file(empty / "log/DFAD-mnist.config.json", proc, 120)  # training has started
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     first = ""
@@ -383,16 +381,12 @@ def test_two_runs_in_one_folder_the_second_stops_at_once_naming_the_first(empty)
     """A real race: the first run holds the lock while it trains; the second stops in one line,
     changing nothing; once the first is killed (SIGKILL), its lock is gone with it."""
     import signal
-    import time
     long = [sys.executable, str(REPO / "DFAD_mnist.py"), *DFAD[1:], "--epochs", "50",
             "--epoch_itrs", "50"]
     first = subprocess.Popen(long, cwd=empty, env=ENV, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (empty / "log/DFAD-mnist.config.json").exists():
-            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-            time.sleep(0.05)
+        wait_for_file(empty / "log/DFAD-mnist.config.json", first, 120)
         before = hashes(empty)
         lock = (empty / "log/DFAD-mnist.lock").read_text()
         second = run([*DFAD, "--epochs", "50"], empty)

@@ -21,6 +21,7 @@ from network.lenet import LeNet5
 from runtime.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
 from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
+from tests.helpers.waiting import wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "helpers" / "torchrun_checks.py"
@@ -157,10 +158,7 @@ def test_sigterm_under_torchrun_then_resume_of_a_teacher_equals_an_uninterrupted
     assert done.returncode == 0, done.stderr[-3000:]
     proc = subprocess.Popen([sys.executable, *TORCHRUN, *teacher], cwd=stopped, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (stopped / state).exists():  # epoch 1 is done and saved
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for_file(stopped / state, proc)  # epoch 1 is done and saved
     resumed = subprocess.run(shlex.split(sigterm_and_resume_hint(proc)), cwd=stopped, env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from runtime.errors import UserError
 from runtime.run_state import capture_rng, restore_rng
 from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
 from tests.helpers.segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2
+from tests.helpers.waiting import wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "helpers" / "run_with_tiny_cifar.py"
@@ -221,10 +221,7 @@ def test_teacher_with_workers_resumes_bit_identically(data, tmp_path):
     assert done.returncode == 0, done.stderr
     proc = subprocess.Popen(teacher, cwd=killed, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not (killed / state).exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_file(killed / state, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     resumed = subprocess.run([*teacher, "--resume"], cwd=killed, env=env, capture_output=True,

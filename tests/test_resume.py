@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from runtime.run_state import NonFiniteLoss, RunState, load_state, state_of
 from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.script_args import dfad_args
+from tests.helpers.waiting import wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -47,11 +47,7 @@ def interrupt_after_first_epoch(args: list[str], cwd: Path, state: str,
     """Start a run, send `signum` as soon as its first resumable state exists."""
     proc = subprocess.Popen([sys.executable, str(REPO / args[0]), *args[1:]], cwd=cwd, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (cwd / state).exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_file(cwd / state, proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=240)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
