@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from network.lenet import LeNet5
 from runtime.run_state import capture_rng, restore_rng, resume_command, saved_cuda_rng
 from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
-from tests.helpers.waiting import wait_for_file
+from tests.helpers.waiting import wait_for_file, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "helpers" / "torchrun_checks.py"
@@ -123,11 +122,8 @@ def test_sigterm_under_torchrun_then_resume_every_rank_draws_the_single_process_
     # Signal once rank 1 has begun epoch 2 (18 latent batches per epoch): it stops at a log
     # point in epoch 2 or after it, wherever the signal lands.
     rank1, batch_bytes = stopped / "latents-rank1.bin", 16 * 100 * 4
-    deadline = time.monotonic() + 240
-    while not (rank1.exists() and rank1.stat().st_size > 18 * batch_bytes):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: rank1.exists() and rank1.stat().st_size > 18 * batch_bytes, proc, 240,
+               f"{rank1} holds more than 18 batches")
     argv = shlex.split(sigterm_and_resume_hint(proc))
     assert argv[:7] == [sys.executable, *TORCHRUN, SCRIPT]
     assert argv[-2:] == ["--resume", STATE]
