@@ -10,16 +10,14 @@ import argparse
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import get_dataloader
-from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.dfad import Experiment, distill
 from engine.evaluation import evaluate_classification
 from engine.flags import add_dfad_args
 from network import gan, lenet
-from reporting.run_logger import RunLogger
 from reporting.sample_grids import MNIST_TO_UNIT, ClassificationPanels
-from runtime.checkpoint import load_teacher
 from runtime.cli import help_example, run_main
-from runtime.run_files import dump_config
-from runtime.startup import setup_runtime
+from runtime.device import setup
+from runtime.files import load_teacher
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -36,25 +34,26 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(args: argparse.Namespace) -> list[float]:
-    dump_config(args, "log/DFAD-mnist.config.json")
-    device = setup_runtime(args)
-    teacher = load_teacher(lenet.LeNet5(), args.ckpt, device)
+def build(args: argparse.Namespace) -> Experiment:
+    """The MNIST experiment: networks (in the original's order of construction, which fixes
+    their initial weights), the test set, the objectives and the output names."""
+    teacher = load_teacher(lenet.LeNet5(), args.ckpt)
     student = lenet.LeNet5Half()
     generator = gan.GeneratorA(nz=args.nz, nc=1, img_size=32)
-    _, test_loader = get_dataloader(args, train=False, device=device)
-    recipe = Recipe(
-        name="mnist",
+    _, test_loader = get_dataloader(args, train=False)
+    return Experiment(
+        name="DFAD-mnist",
         student_ckpt="checkpoint/student/mnist-lenet5_half.pt",
-        generator_loss=generator_loss_mae,
-        evaluate=evaluate_classification,
-        metric="acc",
+        teacher=teacher, student=student, generator=generator, test_loader=test_loader,
+        evaluate=evaluate_classification, metric="acc",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
-        scheduler_at_epoch_start=True,
+        panels=ClassificationPanels(MNIST_TO_UNIT, nz=args.nz),
     )
-    logger = RunLogger.from_args(args, run="DFAD-mnist", env="DFAD-mnist",
-                                 draw=ClassificationPanels(MNIST_TO_UNIT, nz=args.nz))
-    return distill(args, teacher, student, generator, test_loader, recipe, device, logger)
+
+
+def main(args: argparse.Namespace) -> list[float]:
+    device = setup(args)
+    return distill(args, build(args), device)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,9 @@
 """`get_dataloader(args)`: the datasets of docs/original-release.md#datasets-and-on-disk-layouts,
-one table entry per dataset, and the loaders that feed them at GPU speed (workers started once,
-pinned batches, optionally decoded images kept in memory) with the same random stream as plain
-per-epoch loaders."""
+one table entry per dataset, and their loaders."""
 from __future__ import annotations
 
 import argparse
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,21 +11,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import (
-    DataLoader,
-    Dataset,
-    DistributedSampler,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-    get_worker_info,
-)
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from torchvision import datasets, transforms
 
 from dataset.caltech import Caltech101
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
-from runtime import distributed
+from runtime import device as devices
+from runtime import original_numerics
 from runtime.errors import UserError
 from utils import ext_transforms as et
 
@@ -202,129 +192,52 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 
-def _build(entry: DatasetEntry, root: str, train: bool, download: bool, cache: bool,
-           threads: int) -> Dataset:
-    """Under torchrun only local rank 0 may download: the others wait, then read its files."""
-    if not download:
-        dataset = entry.build(root, train, False)
-    else:
-        with distributed.local_main_first():
-            dataset = entry.build(root, train, distributed.local_rank() == 0)
-    if cache and entry.keep_decoded is not None:
-        entry.keep_decoded(dataset, threads)
-    return dataset
-
-
-def _seed_like_a_new_worker(base_seed: int, worker_id: int) -> None:
-    """What DataLoader does in a worker it has just started (torch/utils/data/_utils/worker.py):
-    numpy's seed is torch's private `_generate_state`, which is numpy's own SeedSequence of
-    these four words (tests/test_loaders.py checks that they agree)."""
-    seed = base_seed + worker_id
-    random.seed(seed)
-    torch.manual_seed(seed)
-    words = [worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32, 0]
-    np.random.seed(np.random.SeedSequence(words).generate_state(4))
-
-
-class EpochSeeds(Sampler[tuple[int, int]]):
-    """`sampler`'s indices, each tagged with the seed of this pass over the data.
-
-    DataLoader seeds a worker once, when it starts it; persistent workers then carry their random
-    streams from one epoch into the next, and a resumed run, whose workers start afresh, would
-    crop and flip differently from the run it continues. So each pass draws its seed here, from
-    the run's stream exactly as a new DataLoader iterator does (one int64, before the sampler's
-    own draw), and `WorkerSeeded` reseeds every worker with it: each epoch's augmentations are
-    those of plain per-epoch workers, whether the run was resumed or not.
-    """
-
-    def __init__(self, sampler: Sampler[int]) -> None:
-        self.sampler = sampler
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        for index in self.sampler:
-            yield seed, index
-
-    def __len__(self) -> int:
-        return len(self.sampler)  # type: ignore[arg-type]
-
-    def set_epoch(self, epoch: int) -> None:
-        """DistributedSampler's reshuffle; other samplers draw their shuffle from the stream."""
-        if isinstance(self.sampler, DistributedSampler):
-            self.sampler.set_epoch(epoch)
-
-
-class WorkerSeeded(Dataset):
-    """`dataset` read with `EpochSeeds` keys: in a worker, the first item of a new pass reseeds
-    Python's, numpy's and torch's RNGs as a newly started worker is seeded. In the main process
-    (--num_workers 0) nothing is reseeded: the transforms draw from the run's stream, as before.
-    Other attributes (classes, samples, transform, ...) are the dataset's."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.seed: int | None = None  # of the pass this worker is in
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int] | int) -> Any:
-        seed, index = key if isinstance(key, tuple) else (None, key)
-        worker = get_worker_info()
-        if worker is not None and seed is not None and seed != self.seed:
-            self.seed = seed
-            _seed_like_a_new_worker(seed, worker.id)
-        return self.dataset[index]
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "dataset":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-
-def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int], workers: int,
-                device: torch.device | None) -> DataLoader:
-    """Workers started at the first epoch and kept (persistent), batches pinned when they go
-    to a CUDA device; the random stream is a plain per-epoch loader's (EpochSeeds)."""
-    return DataLoader(WorkerSeeded(dataset), batch_size=batch_size, sampler=EpochSeeds(sampler),
-                      num_workers=workers, persistent_workers=workers > 0,
-                      pin_memory=device is not None and device.type == "cuda",
-                      # DataLoader's own per-iterator seed: unused (EpochSeeds reseeds), and
-                      # drawn from here it leaves the run's stream alone.
-                      generator=torch.Generator())
-
-
-def get_dataloader(
-    args: argparse.Namespace, train: bool = True, device: torch.device | None = None
-) -> tuple[DataLoader | None, DataLoader]:
+def get_dataloader(args: argparse.Namespace, train: bool = True
+                   ) -> tuple[DataLoader | None, DataLoader]:
     """(train_loader, test_loader) for `args.dataset`; `train=False` skips the training set,
-    which data-free distillation never reads (docs/original-release.md#the-training-loop, step 3).
-    `device` is where the batches go: CUDA gets pinned batches."""
+    which data-free distillation never reads (docs/original-release.md#the-training-loop).
+
+    Plain DataLoaders, as the original's: each pass draws its shuffle and its workers' seeds
+    from the run's stream, so a run resumed at an epoch boundary reads what it would have read.
+    Under torchrun each rank reads its share of the training set (--batch_size stays global).
+    """
     entry = DATASETS[args.dataset]
-    download = args.download
-    workers = args.num_workers
     cache = getattr(args, "cache_images", False)  # a flag of train_teacher_seg.py alone
     if cache and entry.keep_decoded is None:
         raise UserError(f"--cache_images applies to camvid and nyuv2, not {args.dataset}: "
                         "leave it out")
+    options = {"num_workers": args.num_workers,
+               "pin_memory": args.device != "cpu" and not args.no_cuda
+               and torch.cuda.is_available()}
     train_loader = None
     if train:
-        train_set = _build(entry, args.data_root, True, download, cache, max(1, workers))
-        # Under torchrun each rank reads its own share; --batch_size stays the global batch.
-        sampler = (DistributedSampler(train_set, shuffle=True, seed=args.seed)
-                   if distributed.world_size() > 1 else RandomSampler(train_set))
-        train_loader = make_loader(train_set, distributed.local_batch(args.batch_size), sampler,
-                                   workers, device)
-    test_set = _build(entry, args.data_root, False, download, cache, max(1, workers))
-    # docs/original-release.md#test-batch-size: the original's test loaders ignored
-    # --test_batch_size; ours honour it. Its MNIST and CIFAR ones shuffled, drawing a seed from
-    # the run's stream each pass: --original_numerics does the same (#rng-across-evaluations).
-    if getattr(args, "original_numerics", False) and entry.shuffled_test:
-        test_loader = make_loader(test_set, args.batch_size, RandomSampler(test_set), workers,
-                                  device)
+        train_set = _build(entry, args.data_root, True, args.download, cache, args.num_workers)
+        sampler = (DistributedSampler(train_set, seed=args.seed) if devices.world_size() > 1
+                   else RandomSampler(train_set))
+        train_loader = DataLoader(train_set, devices.local_batch(args.batch_size),
+                                  sampler=sampler, **options)
+    test_set = _build(entry, args.data_root, False, args.download, cache, args.num_workers)
+    # docs/original-release.md#test-batch-size: the original's MNIST and CIFAR test loaders
+    # shuffled with --batch_size; --original_numerics does the same.
+    if original_numerics.shuffled_test_loader(args, entry.shuffled_test):
+        return train_loader, DataLoader(test_set, args.batch_size, shuffle=True, **options)
+    return train_loader, DataLoader(test_set, args.test_batch_size, shuffle=False, **options)
+
+
+def _build(entry: DatasetEntry, root: str, train: bool, download: bool, cache: bool,
+           workers: int) -> Dataset:
+    """Under torchrun local rank 0 downloads first; the others then read its files."""
+    if download and devices.world_size() > 1:
+        if devices.rank() != 0:
+            torch.distributed.barrier()
+        dataset = entry.build(root, train, devices.rank() == 0)
+        if devices.rank() == 0:
+            torch.distributed.barrier()
     else:
-        test_loader = make_loader(test_set, args.test_batch_size, SequentialSampler(test_set),
-                                  workers, device)
-    return train_loader, test_loader
+        dataset = entry.build(root, train, download)
+    if cache and entry.keep_decoded is not None:
+        entry.keep_decoded(dataset, max(1, workers))
+    return dataset
 
 
 def check_num_classes(loader: DataLoader, num_classes: int) -> None:

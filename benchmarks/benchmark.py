@@ -65,7 +65,7 @@ from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
 from reporting.generator_health import GeneratorHealth, fixed_latents
 from runtime import startup
 from runtime.cli import int_at_least
-from runtime.eval_mode import eval_mode
+from engine.evaluation import eval_mode
 from runtime.host_memory import keep_freed_memory
 from runtime.precision import Precision
 from runtime.startup import describe_device, why_no_cuda

@@ -23,8 +23,12 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from engine.dfad import STUDENT_MOMENTUM, STUDENT_STEPS_PER_ITERATION, GeneratorLoss
+from engine.dfad import STUDENT_MOMENTUM, STUDENT_STEPS_PER_ITERATION
+from engine.objectives import IGNORE_INDEX
 from utils.stream_metrics import StreamSegMetrics
+
+# (student logits, teacher logits) -> the generator's loss, as the original wrote it
+GeneratorLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # () -> (teacher, student, generator), built in the script's order after its seeding
 BuildNetworks = Callable[[], tuple[nn.Module, nn.Module, nn.Module]]
@@ -82,7 +86,7 @@ def original_test(model: nn.Module, loader: DataLoader, metric: str, device: tor
             pred = output.argmax(dim=1, keepdim=True)
             correct += pred.eq(target.view_as(pred)).sum().item()
         else:
-            seg = seg or StreamSegMetrics(output.shape[1], ignore_index=255)
+            seg = seg or StreamSegMetrics(output.shape[1], ignore_index=IGNORE_INDEX)
             seg.update(output.max(1)[1].cpu().numpy().astype("uint8"),
                        target.cpu().numpy().astype("uint8"))
     if metric == "acc":

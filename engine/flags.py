@@ -14,7 +14,6 @@ from runtime.cli import (
     non_negative_float,
     positive_float,
 )
-from runtime.precision import add_original_numerics_arg, add_speed_args
 
 COMPAT_TITLE = "accepted for compatibility with the original release; ignored"
 
@@ -120,8 +119,6 @@ def add_run_args(
     parser.add_argument("--stu_ckpt", default=None,
                         help="start from this student state_dict (and its -generator.pt)")
     add_runtime_args(parser)
-    add_speed_args(parser)
-    add_original_numerics_arg(parser)
 
 
 def add_health_args(parser: argparse.ArgumentParser) -> None:

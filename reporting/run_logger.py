@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +25,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from reporting.generator_health import HISTOGRAM, SCALARS
+from reporting.generator_health import HISTOGRAM, SCALARS, summary
 from reporting.sample_grids import Panels, save_png
-from runtime import distributed
+from runtime import device as devices
+from runtime.errors import UserError
+from runtime.state import RunState
 from utils.visualizer import VisdomPlotter, warn
 
 DrawPanels = Callable[..., Panels]
 # the original's window names (docs/original-release.md#script-defaults)
 METRIC_WINDOWS = {"acc": "Acc", "mIoU": "mIoU"}
+LOSS_WINDOWS = {"loss_S": "Loss_S", "loss_G": "Loss_G"}
 HEALTH_WINDOW = "generator health"
 # Panels that do not change during a run: the first test batch, its labels, and (DFAD) the
 # frozen teacher's prediction on it.
@@ -56,44 +60,44 @@ class RunLogger:
         self.results_dir = Path(results_dir) / run
         self._draw_failed = False
         self._posted: set[str] = set()  # constant panels already in visdom
-        self.summary = ""  # the last test metric, for the progress bar
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, run: str, env: str,
-                  draw: DrawPanels | None = None) -> RunLogger | None:
-        """The run's logger from the shared --visdom_* flags; `env` is the script's default.
-
-        The visdom log holds this run only (a resumed run appends), so a replay shows one run.
-        Under torchrun only rank 0 logs (the others get None).
-        """
-        if not distributed.is_main():
+    def for_run(cls, args: argparse.Namespace, run: str, env: str, draw: DrawPanels | None,
+                state: RunState) -> RunLogger | None:
+        """The run's logger from the --visdom_* flags; None on ranks other than 0. A new run
+        starts log/<run>.visdom.log afresh, a resumed one appends, so a replay shows one run."""
+        if not devices.is_main():
             return None
         log_path = Path("log") / f"{run}.visdom.log"
-        if args.resume is None:
+        if state.epochs_done == 0:
             log_path.unlink(missing_ok=True)
-        plotter = VisdomPlotter(env=args.visdom_env or env, port=args.visdom_port,
+        plotter = VisdomPlotter(env=args.visdom_env or env or run, port=args.visdom_port,
                                 server=args.visdom_server, log_path=log_path,
                                 enabled=not args.no_visdom)
-        logger = cls(run, plotter, draw)
-        logger.plotter.add_table("config", vars(args))
-        return logger
+        plotter.add_table("config", vars(args))
+        return cls(run, plotter, draw)
 
-    def losses(self, x: int, loss_S: float, loss_G: float | None) -> None:
-        """Every log interval; x = (epoch - 1) * epoch_itrs + i, as the original. No `Loss_G`
-        window for runs that train no generator (the KD baselines)."""
-        self.plotter.add_scalar("Loss_S", x, loss_S)
-        if loss_G is not None:
-            self.plotter.add_scalar("Loss_G", x, loss_G)
+    def losses(self, x: int, losses: dict[str, float]) -> None:
+        """Every log interval, x = (epoch - 1) * epoch_itrs + i as the original: `Loss_S`,
+        `Loss_G` (the original's windows) and one window per further term."""
+        for name, value in losses.items():
+            self.plotter.add_scalar(LOSS_WINDOWS.get(name, name), x, value)
 
-    def epoch(self, epoch: int, metrics: dict[str, Any], run_id: str) -> None:
-        """After each evaluation: the metric curve and one line of the metrics file, which
-        names the run by `run_id`, as its CSV row does."""
-        for key, win in METRIC_WINDOWS.items():
-            if key in metrics:
-                self.plotter.add_scalar(win, epoch, float(metrics[key]))
-                self.summary = f"{key}={float(metrics[key]):.4f}"
-        line = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "epoch": epoch, **metrics}
+    def epoch(self, epoch: int, metric: str, metrics: dict[str, float],
+              losses: dict[str, float], health: dict[str, Any], state: RunState, lr: float,
+              seconds: float) -> None:
+        """After each evaluation: the console line, the metric curve, the health plots and one
+        line of the metrics file (named by the run id, as its CSV row)."""
+        print(f"Epoch {epoch} test: {format_metrics(metrics)} | best {metric}={state.best:.4f} | "
+              f"lr={lr:.2e} | {format_metrics(losses)} | "
+              f"{summary(health) + ' | ' if health else ''}{seconds:.1f}s", flush=True)
+        if metric in metrics:
+            self.plotter.add_scalar(METRIC_WINDOWS.get(metric, metric), epoch, metrics[metric])
+        if health:
+            self.health(epoch, health)
+        line = {"run_id": state.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "epoch": epoch, **metrics, **losses, f"best_{metric}": state.best, "lr": lr,
+                **health}
         try:
             self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.metrics_path, "a") as f:
@@ -133,3 +137,27 @@ class RunLogger:
         except Exception as err:  # noqa: BLE001 - pictures must never stop a run
             self._draw_failed = True
             warn(f"sample grids disabled ({type(err).__name__}: {err})")
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items())
+
+
+def log_point(losses: dict[str, torch.Tensor], epoch: int, i: int, args: argparse.Namespace,
+              logger: RunLogger | None) -> dict[str, float]:
+    """Every `--log-interval` iterations: the global batch's losses (one host sync), checked
+    for NaN/inf on every rank, to the console (the original's line) and visdom."""
+    values = devices.mean_over_ranks(torch.stack([v.float() for v in losses.values()])).tolist()
+    logged = dict(zip(losses, values, strict=True))
+    bad = [k for k, v in logged.items() if not math.isfinite(v)]
+    if bad:
+        raise UserError(f"{bad[0]} is {logged[bad[0]]} at epoch {epoch}, iteration {i}: "
+                        "stopping; the state file holds the last complete epoch (lower the "
+                        "learning rate, or --resume from it)")
+    if devices.is_main():
+        print(f"Train Epoch: {epoch} [{i}/{args.epoch_itrs} ({100 * i / args.epoch_itrs:.0f}%)]"
+              f"\t{format_metrics(logged)}", flush=True)
+    if logger is not None:
+        logger.losses((epoch - 1) * args.epoch_itrs + i, logged)
+    return logged

@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from runtime.eval_mode import eval_mode
+from engine.evaluation import eval_mode
 
 Panels = dict[str, np.ndarray]  # window name -> C x H x W float grid in [0, 1]
 MAX_IMAGES = 16  # per grid: enough to judge, small enough for visdom and the PNGs

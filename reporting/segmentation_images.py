@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from runtime.eval_mode import eval_mode
+from engine.evaluation import eval_mode
 
 
 @torch.no_grad()

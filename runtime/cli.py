@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from runtime import distributed
+from runtime import device as devices
 from runtime.errors import UserError
-from runtime.run_state import Interrupted
+from runtime.original_numerics import add_original_numerics_arg
+from runtime.speed import add_speed_args
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 
 
@@ -76,7 +77,8 @@ def default_num_workers() -> int:
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
-    """Device, seed and loader flags. Both spellings of the original flags are accepted."""
+    """Device, seed, loader, resume, visdom, torchrun, speed and numerics flags of every
+    training script. Both spellings of the original flags are accepted."""
     num_workers = default_num_workers()
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default: auto)")
@@ -95,12 +97,8 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
                         help="evaluate once and exit")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
-                        help="continue a stopped run from its -state.pt file (alone: this run's "
-                             "own state, next to its checkpoints)")
-    parser.add_argument("--save_every", type=int_at_least(1), default=1, metavar="N",
-                        help="write the resumable state after every N-th epoch and the last one "
-                             "(default: 1; a Ctrl-C or SIGTERM writes it too, a kill loses the "
-                             "epochs since the last one)")
+                        help="continue a stopped run from the last complete epoch in its "
+                             "-state.pt file (alone: this run's own, next to its checkpoints)")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset if it is missing (the original always tried "
                              "for MNIST and CIFAR; we only do with this flag)")
@@ -115,7 +113,11 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_visdom", "--no-visdom", dest="no_visdom", action="store_true",
                         help="no visdom at all (the metrics file and sample PNGs are still "
                              "written)")
-    distributed.add_distributed_args(parser)
+    parser.add_argument("--sync_bn", action="store_true",
+                        help="under torchrun: BatchNorm statistics over the global batch (CUDA "
+                             "only)")
+    add_speed_args(parser)
+    add_original_numerics_arg(parser)
 
 
 def help_example(command: str, writes: Sequence[str], note: str = "") -> dict[str, object]:
@@ -130,8 +132,8 @@ def help_example(command: str, writes: Sequence[str], note: str = "") -> dict[st
 def run_main(get_parser: Callable[[], argparse.ArgumentParser],
              main: Callable[[argparse.Namespace], object],
              argv: Sequence[str] | None = None) -> None:
-    """Parse flags and run `main`; a UserError becomes one line on stderr and exit code 1, a bad
-    flag one line and exit code 2 (argparse's usage block is what --help is for)."""
+    """Parse flags and run `main`: a UserError is one line on stderr and exit code 1, a bad flag
+    one line and exit code 2 (--help has the rest), Ctrl-C one line saying how to continue."""
     parser = get_parser()
 
     def one_line_error(message: str) -> NoReturn:
@@ -143,15 +145,12 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
     try:
         main(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if devices.is_main():  # under torchrun every rank stops: one line
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    except Interrupted as stop:
-        if distributed.is_main():  # under torchrun every rank stops here: one resume hint
-            print(str(stop), file=sys.stderr)
-        sys.exit(128 + stop.signum)
-    except KeyboardInterrupt:  # Ctrl-C outside the training loop (set-up, a last save)
-        print("error: interrupted (Ctrl-C) outside the training loop: the run's files are as "
-              "its last complete save left them", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopped (Ctrl-C): the state file holds the last complete epoch; the same "
+              "command with --resume continues from it", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     finally:
-        distributed.cleanup()
+        devices.cleanup()

@@ -35,7 +35,7 @@ from reporting.generator_health import (
 )
 from reporting.run_logger import RunLogger
 from runtime.cli import run_main
-from runtime.eval_mode import eval_mode
+from engine.evaluation import eval_mode
 from runtime.run_state import load_state
 from scripts import inspect_generator
 from tests.helpers.mnist_fixtures import REAL_MNIST, write_random_teacher, write_tiny_mnist
