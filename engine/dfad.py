@@ -178,18 +178,9 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
                                  optimizer_G, precision, device, epoch, logger)
         if not exp.scheduler_at_epoch_start:
             step_schedulers(schedulers)
-        if not devices.is_main():
-            continue
-        metrics, health_values = evaluate_epoch(args, exp, health, epoch, device)
-        if state.end_epoch(metrics[exp.metric]):  # the pair is replaced both or neither
-            save_atomic((student.state_dict(), exp.student_ckpt),
-                        (generator.state_dict(), companion_path(exp.student_ckpt, "generator")))
-        if epoch == args.epochs:  # the row first: a kill before the state redoes the epoch
-            append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id, run_flags(args))
-        state.save()
-        logger.epoch(epoch, exp.metric, metrics, losses, health_values, state,
-                     optimizer_S.param_groups[0]["lr"], time.perf_counter() - start)
-        logger.samples(exp.test_loader, device, student, teacher, generator)
+        if devices.is_main():
+            metrics, health_values = evaluate_epoch(args, exp, health, epoch, device)
+            end_epoch(args, exp, state, logger, epoch, metrics, losses, health_values, start)
     return state.history
 
 
@@ -205,6 +196,27 @@ def evaluate_epoch(args: argparse.Namespace, exp: Experiment, health: GeneratorH
         values = health.measure(exp.teacher, exp.student, exp.generator, device)
     health.watch(epoch, values)
     return metrics, values
+
+
+def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger: RunLogger,
+              epoch: int, metrics: dict[str, float], losses: dict[str, float], health: dict,
+              start: float) -> None:
+    """Rank 0, after each evaluation: a new best student (and its generator, when it has
+    weights) under the original names, the CSV row after the last epoch, the state, the log."""
+    if state.end_epoch(metrics[exp.metric]):  # the pair is replaced both or neither
+        trained = any(True for _ in exp.generator.parameters())  # not a KD input source
+        save_atomic((exp.student.state_dict(), exp.student_ckpt),
+                    *([(exp.generator.state_dict(), companion_path(exp.student_ckpt,
+                                                                   "generator"))]
+                      if trained else []))
+    if epoch == args.epochs:  # the row first: a kill before the state redoes the epoch
+        append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id, run_flags(args))
+    state.save()
+    lr = state.parts["optimizer_S"].param_groups[0]["lr"]
+    logger.epoch(epoch, exp.metric, metrics, losses, health, state, lr,
+                 time.perf_counter() - start)
+    device = next(exp.student.parameters()).device
+    logger.samples(exp.test_loader, device, exp.student, exp.teacher, exp.generator)
 
 
 def test_only(args: argparse.Namespace, exp: Experiment, device: torch.device) -> float:
