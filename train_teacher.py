@@ -6,40 +6,27 @@ import argparse
 
 import torch.nn.functional as F
 from torch import nn
-from torch.optim import SGD
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
 from engine.evaluation import evaluate_classification
-from engine.teacher import fit_teacher
+from engine.flags import add_teacher_args
+from engine.teacher import TeacherRun, fit_teacher, test_only
 from network import lenet, resnet_8x, torchvision_resnet
-from reporting.run_logger import RunLogger
 from reporting.sample_grids import (
     MINUS_ONE_TO_ONE,
     MNIST_TO_UNIT,
     ClassificationPanels,
     Denormalize,
 )
-from runtime.checkpoint import load_weights
-from runtime.cli import (
-    add_runtime_args,
-    help_example,
-    int_at_least,
-    non_negative_float,
-    positive_float,
-    run_main,
-)
+from runtime.cli import help_example, run_main
+from runtime.device import setup
 from runtime.errors import UserError
-from runtime.precision import (
-    add_original_numerics_arg,
-    add_speed_args,
-    optimizer_options,
-    place,
-)
-from runtime.run_files import dump_config
-from runtime.startup import setup_runtime
+from runtime.files import load_weights
+from runtime.speed import speed_up
 
 MODELS = ("lenet5", "resnet34_8x", "resnet34")
+SEGMENTATION = ("camvid", "nyuv2")  # train_teacher_seg.py's
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -50,91 +37,69 @@ def get_parser() -> argparse.ArgumentParser:
          "log/teacher-mnist-lenet5.{metrics.jsonl,config.json,visdom.log}",
          "results/teacher-mnist-lenet5/latest-<panel>.png"],
         note="CamVid and NYUv2 teachers: train_teacher_seg.py."))
-    parser.add_argument("--num_classes", type=int_at_least(2), default=None,
-                        help="classes of the model's head (default: the dataset's)")
-    parser.add_argument("--batch_size", type=int_at_least(2), default=256,
-                        help="training batch size (default: 256)")
-    parser.add_argument("--test_batch_size", type=int_at_least(1), default=128,
-                        help="test batch size (default: 128)")
-    parser.add_argument("--data_root", default="data", help="dataset folder (default: data)")
-    parser.add_argument("--epochs", type=int_at_least(1), default=30,
-                        help="training epochs (default: 30)")
-    parser.add_argument("--lr", type=positive_float, default=0.1,
-                        help="SGD learning rate (default: 0.1)")
-    parser.add_argument("--weight_decay", type=non_negative_float, default=5e-4,
-                        help="SGD weight decay (default: 5e-4)")
-    parser.add_argument("--momentum", type=non_negative_float, default=0.9,
-                        help="SGD momentum (default: 0.9)")
-    parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
-                        help="default: mnist")
-    parser.add_argument("--model", choices=MODELS, default="lenet5", help="default: lenet5")
-    parser.add_argument("--step_size", type=int_at_least(1), default=50,
-                        help="StepLR period in epochs, with --scheduler (default: 50)")
-    parser.add_argument("--scheduler", action="store_true",
-                        help="decay the LR by 0.1 every --step_size epochs (the original README "
-                             "commands do not pass it: constant LR)")
-    parser.add_argument("--ckpt", default=None, help="start from this state_dict")
+    add_teacher_args(parser, datasets=tuple(DATASETS), models=MODELS, batch_size=256,
+                     test_batch_size=128, epochs=30, step_size=50,
+                     scheduler_help="decay the LR by 0.1 every --step_size epochs, at the start "
+                                    "of each epoch (the original README commands do not pass "
+                                    "it: constant LR)")
     parser.add_argument("--pretrained", action="store_true",
                         help="--model resnet34 only: start from torchvision's ImageNet weights "
                              "(a new fc for the dataset's classes; the README trains from scratch)")
     parser.add_argument("--verbose", action="store_true", help="print every --log_interval batches")
-    add_runtime_args(parser)
-    add_speed_args(parser)
-    add_original_numerics_arg(parser)
     return parser
 
 
-def build_model(name: str, dataset: str, num_classes: int, pretrained: bool = False) -> nn.Module:
-    if pretrained and name != "resnet34":
+def build(args: argparse.Namespace) -> nn.Module:
+    """The teacher, built after setup(args) seeded (which fixes its initial weights), from
+    --ckpt when given."""
+    if args.dataset in SEGMENTATION:
+        raise UserError(f"--dataset {args.dataset} is a segmentation dataset: train its teacher "
+                        f"with train_teacher_seg.py --dataset {args.dataset}")
+    if args.pretrained and args.model != "resnet34":
         raise UserError("--pretrained exists for --model resnet34 only")
-    if name == "lenet5":
-        if dataset != "mnist":
+    classes = num_classes(args)
+    if args.model == "lenet5":
+        if args.dataset != "mnist":
             raise UserError("--model lenet5 takes 1x32x32 MNIST images: use --dataset mnist")
-        return lenet.LeNet5(num_classes)
-    if name == "resnet34_8x":
+        model = lenet.LeNet5(classes)
+    elif args.model == "resnet34_8x":
         # docs/original-release.md#teacher-script-missing-cifar-model: the original called a
         # nonexistent network.resnet.resnet34 here.
-        if dataset not in ("cifar10", "cifar100"):
+        if args.dataset not in ("cifar10", "cifar100"):
             raise UserError("--model resnet34_8x takes 3x32x32 CIFAR images: "
                             "use --dataset cifar10 or cifar100")
-        return resnet_8x.ResNet34_8x(num_classes)
-    if name == "resnet34":
-        if dataset != "caltech101":
+        model = resnet_8x.ResNet34_8x(classes)
+    else:
+        if args.dataset != "caltech101":
             raise UserError("--model resnet34 is the 128 px Caltech101 teacher: "
                             "use --dataset caltech101 (resnet34_8x is the CIFAR one)")
-        return torchvision_resnet.resnet34(num_classes, pretrained=pretrained)
-    raise UserError(f"unknown model {name!r}")
+        model = torchvision_resnet.resnet34(classes, pretrained=args.pretrained)
+    return load_weights(model, args.ckpt) if args.ckpt else model
+
+
+def num_classes(args: argparse.Namespace) -> int:
+    return args.num_classes or DATASETS[args.dataset].num_classes
 
 
 def main(args: argparse.Namespace) -> float:
-    if args.dataset in ("camvid", "nyuv2"):
-        raise UserError(f"--dataset {args.dataset} is a segmentation dataset: train its teacher "
-                        f"with train_teacher_seg.py --dataset {args.dataset}")
-    num_classes = args.num_classes or DATASETS[args.dataset].num_classes
-    ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
-    dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    device = setup_runtime(args)
-    model = build_model(args.model, args.dataset, num_classes, args.pretrained)
-    if args.ckpt:
-        load_weights(model, args.ckpt)
-    place(args, device, model)  # channels_last, or --original_numerics
-    train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
-    check_num_classes(test_loader, num_classes)
-    if args.test_only:
-        metrics = evaluate_classification(model, test_loader, device)
-        print(f"Test: acc={metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']}) "
-              f"loss={metrics['loss']:.4f}")
-        return metrics["acc"]
-    optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                    weight_decay=args.weight_decay, **optimizer_options(args, device))
-    scheduler = StepLR(optimizer, args.step_size, 0.1) if args.scheduler else None
+    """Train (or with --test_only evaluate) the teacher; returns its best test accuracy."""
+    device = setup(args)
+    model = build(args)
+    speed_up(args, device, model)
+    train_loader, test_loader = get_dataloader(args, train=not args.test_only)
+    check_num_classes(test_loader, num_classes(args))
     # Test images shown as they look, whatever Normalize the dataset's loader applied.
     to_unit = {"mnist": MNIST_TO_UNIT, "cifar10": Denormalize(CIFAR_MEAN, CIFAR_STD),
                "cifar100": Denormalize(CIFAR_MEAN, CIFAR_STD)}.get(args.dataset, MINUS_ONE_TO_ONE)
-    logger = RunLogger.from_args(args, run=f"teacher-{args.dataset}-{args.model}",
-                                 env=f"teacher-{args.dataset}", draw=ClassificationPanels(to_unit))
-    return fit_teacher(args, model, train_loader, test_loader, optimizer, scheduler,
-                       F.cross_entropy, evaluate_classification, "acc", ckpt_path, device, logger)
+    run = TeacherRun(
+        name=f"teacher-{args.dataset}-{args.model}",
+        ckpt=f"checkpoint/teacher/{args.dataset}-{args.model}.pt",
+        loss_fn=F.cross_entropy, evaluate=evaluate_classification, metric="acc",
+        make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
+        panels=ClassificationPanels(to_unit), visdom_env=f"teacher-{args.dataset}")
+    if args.test_only:
+        return test_only(args, run, model, test_loader, device)
+    return fit_teacher(args, run, model, train_loader, test_loader, device)
 
 
 if __name__ == "__main__":

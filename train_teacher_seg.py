@@ -11,39 +11,24 @@ from __future__ import annotations
 
 import argparse
 
-from torch.optim import SGD
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import DATASETS, check_num_classes, get_dataloader
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
 from engine.evaluation import evaluate_segmentation
-from engine.losses import focal_loss
-from engine.teacher import fit_teacher
+from engine.flags import add_teacher_args
+from engine.objectives import focal_loss
+from engine.teacher import TeacherRun, fit_teacher, test_only
 from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
-from reporting.run_logger import RunLogger
 from reporting.sample_grids import SegmentationPanels
-from runtime.checkpoint import load_weights
-from runtime.cli import (
-    add_runtime_args,
-    help_example,
-    int_at_least,
-    non_negative_float,
-    positive_float,
-    run_main,
-)
+from runtime.cli import help_example, positive_float, run_main
+from runtime.device import setup
 from runtime.errors import UserError
-from runtime.precision import (
-    add_original_numerics_arg,
-    add_speed_args,
-    optimizer_options,
-    place,
-)
-from runtime.run_files import dump_config, format_metrics
-from runtime.startup import setup_runtime
+from runtime.files import load_weights
+from runtime.speed import speed_up
 
-SEG_DATASETS = ("camvid", "nyuv2")
 # The original also offered segnet_vgg13/16/19; no DFAD experiment uses them, so they are out of
 # scope here.
 MODELS = ("deeplabv3_resnet50",)
@@ -55,97 +40,72 @@ TEACHER_DROPOUT = 0.5
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a segmentation teacher (DeepLabV3)", **help_example(
-        ".venv/bin/python train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid "
-        "--data_root data/CamVid",
-        ["checkpoint/teacher/camvid-deeplabv3_resnet50{,-state}.pt",
-         "log/teacher-camvid-deeplabv3_resnet50.{metrics.jsonl,config.json,visdom.log}",
-         "results/teacher-camvid-deeplabv3_resnet50/latest-<panel>.png"]))
-    parser.add_argument("--num_classes", type=int_at_least(2), default=None,
-                        help="classes of the model's head (default: the dataset's, 11 for "
-                             "camvid, 13 for nyuv2)")
-    parser.add_argument("--batch_size", type=int_at_least(2), default=16,
-                        help="training batch size (default: 16)")
-    parser.add_argument("--test_batch_size", type=int_at_least(1), default=16,
-                        help="test batch size (default: 16)")
-    parser.add_argument("--epochs", type=int_at_least(1), default=200,
-                        help="training epochs (default: 200)")
-    parser.add_argument("--lr", type=positive_float, default=0.1,
-                        help="SGD learning rate (default: 0.1; the README uses 0.05 for nyuv2)")
-    parser.add_argument("--data_root", default="data",
-                        help="the dataset folder itself, e.g. ./data/CamVid or ./data/NYUv2 "
-                             "(default: data)")
-    parser.add_argument("--dataset", choices=SEG_DATASETS, default="camvid",
-                        help="default: camvid")
-    parser.add_argument("--model", choices=MODELS, default="deeplabv3_resnet50",
-                        help="default: deeplabv3_resnet50 (the original's SegNet options are not "
-                             "implemented: no DFAD experiment uses them)")
-    parser.add_argument("--weight_decay", type=non_negative_float, default=5e-4,
-                        help="SGD weight decay (default: 5e-4)")
-    parser.add_argument("--momentum", type=non_negative_float, default=0.9,
-                        help="SGD momentum (default: 0.9)")
-    parser.add_argument("--scheduler", action="store_true",
-                        help="StepLR(--step_size, --gamma), stepped at the start of each epoch")
-    parser.add_argument("--step_size", type=int_at_least(1), default=100,
-                        help="StepLR period in epochs (default: 100)")
+            ".venv/bin/python train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid "
+            "--data_root data/CamVid",
+            ["checkpoint/teacher/camvid-deeplabv3_resnet50{,-state}.pt",
+             "log/teacher-camvid-deeplabv3_resnet50.{metrics.jsonl,config.json,visdom.log}",
+             "results/teacher-camvid-deeplabv3_resnet50/latest-<panel>.png"],
+            note="The README trains CamVid with --scheduler --lr 0.1 --num_classes 11 and NYUv2 "
+                 "with --scheduler --lr 0.05 --num_classes 13. The original's SegNet models are "
+                 "not implemented: no DFAD experiment uses them."))
+    add_teacher_args(parser, datasets=("camvid", "nyuv2"), models=MODELS, batch_size=16,
+                     test_batch_size=16, epochs=200, step_size=100,
+                     scheduler_help="StepLR(--step_size, --gamma), stepped at the start of each "
+                                    "epoch",
+                     data_root_help="the dataset folder itself, e.g. ./data/CamVid or "
+                                    "./data/NYUv2 (default: data)")
     parser.add_argument("--gamma", type=positive_float, default=0.1,
                         help="StepLR decay factor (default: 0.1)")
-    parser.add_argument("--ckpt", default=None,
-                        help="start from this state_dict (then no ImageNet weights are fetched)")
     parser.add_argument("--no_pretrained", "--no-pretrained", dest="no_pretrained",
                         action="store_true",
                         help="start the ResNet-50 backbone from random weights instead of "
                              "torchvision's ImageNet weights (which are downloaded to the torch "
-                             "hub cache unless already there; the paper's teachers are "
-                             "ImageNet-initialised)")
+                             "hub cache unless already there, and not fetched with --ckpt; the "
+                             "paper's teachers are ImageNet-initialised)")
     parser.add_argument("--cache_images", action="store_true",
                         help="decode and resize every train and test image once, at start, and "
                              "keep them in memory (CamVid about 270 MB, NYUv2 about 650 MB, per "
                              "process); the random crops and flips still run every epoch, so "
                              "the samples are the same as without it")
-    add_runtime_args(parser)
-    add_speed_args(parser)
-    add_original_numerics_arg(parser)
     # The original prints every --log_interval batches unconditionally
     # (docs/original-release.md#segmentation-teacher-training).
     parser.set_defaults(verbose=True)
     return parser
 
 
-def build_model(args: argparse.Namespace, num_classes: int) -> DeepLabV3:
-    """The teacher with ASPP dropout 0.5; ImageNet weights only when they are not overwritten."""
+def build(args: argparse.Namespace) -> DeepLabV3:
+    """The teacher with ASPP dropout 0.5, built after setup(args) seeded; ImageNet weights only
+    when --ckpt does not replace them."""
     pretrained = not args.no_pretrained and not args.ckpt
     try:
-        model = deeplabv3_resnet50(num_classes, dropout_p=TEACHER_DROPOUT,
+        model = deeplabv3_resnet50(num_classes(args), dropout_p=TEACHER_DROPOUT,
                                    pretrained_backbone=pretrained)
     except PretrainedWeightsUnavailable as err:
         raise UserError(f"{err} (on the command line: --no_pretrained)") from err
-    if args.ckpt:
-        load_weights(model, args.ckpt)
-    return model
+    return load_weights(model, args.ckpt) if args.ckpt else model
+
+
+def num_classes(args: argparse.Namespace) -> int:
+    return args.num_classes or DATASETS[args.dataset].num_classes
 
 
 def main(args: argparse.Namespace) -> float:
-    num_classes = args.num_classes or DATASETS[args.dataset].num_classes
-    ckpt_path = f"checkpoint/teacher/{args.dataset}-{args.model}.pt"
-    dump_config(args, f"log/teacher-{args.dataset}-{args.model}.config.json")
-    device = setup_runtime(args)
-    train_loader, test_loader = get_dataloader(args, train=not args.test_only, device=device)
-    check_num_classes(test_loader, num_classes)
-    model = build_model(args, num_classes)
-    place(args, device, model)  # channels_last, or --original_numerics
-    if args.test_only:
-        metrics = evaluate_segmentation(model, test_loader, device)
-        print(f"Test: {format_metrics(metrics)}")
-        return metrics["mIoU"]
-    optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                    weight_decay=args.weight_decay, **optimizer_options(args, device))
-    scheduler = StepLR(optimizer, args.step_size, args.gamma) if args.scheduler else None
+    """Train (or with --test_only evaluate) the teacher; returns its best test mIoU."""
+    device = setup(args)
+    train_loader, test_loader = get_dataloader(args, train=not args.test_only)
+    check_num_classes(test_loader, num_classes(args))
+    model = build(args)
+    speed_up(args, device, model)
     decode_target = CamVid.decode_target if args.dataset == "camvid" else NYUv2.decode_target
-    logger = RunLogger.from_args(args, run=f"teacher-{args.dataset}-{args.model}",
-                                 env=f"teacher-seg-{args.dataset}",
-                                 draw=SegmentationPanels(decode_target))
-    return fit_teacher(args, model, train_loader, test_loader, optimizer, scheduler, focal_loss,
-                       evaluate_segmentation, "mIoU", ckpt_path, device, logger)
+    run = TeacherRun(
+        name=f"teacher-{args.dataset}-{args.model}",
+        ckpt=f"checkpoint/teacher/{args.dataset}-{args.model}.pt",
+        loss_fn=focal_loss, evaluate=evaluate_segmentation, metric="mIoU",
+        make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, args.gamma),
+        panels=SegmentationPanels(decode_target), visdom_env=f"teacher-seg-{args.dataset}")
+    if args.test_only:
+        return test_only(args, run, model, test_loader, device)
+    return fit_teacher(args, run, model, train_loader, test_loader, device)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The flags of every DFAD_*.py script (docs/original-release.md#script-defaults) and of the
-generator health, with the original's names and spellings; each script passes its paper row's
-defaults."""
+"""The flags of every DFAD_*.py script (docs/original-release.md#script-defaults), of the
+generator health and of the teacher scripts, with the original's names and spellings; each script
+passes its own defaults."""
 from __future__ import annotations
 
 import argparse
@@ -132,3 +132,46 @@ def add_health_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warn_diversity", type=non_negative_float, default=DIVERSITY_THRESHOLD,
                         help=f"warn when gen_diversity stays below this for {PATIENCE} epochs "
                              f"in a row (default: {DIVERSITY_THRESHOLD})")
+
+
+def add_teacher_args(
+    parser: argparse.ArgumentParser,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    batch_size: int,
+    test_batch_size: int,
+    epochs: int,
+    step_size: int,
+    scheduler_help: str,
+    data_root_help: str = "dataset folder (default: data)",
+) -> None:
+    """The flags train_teacher.py and train_teacher_seg.py share
+    (docs/original-release.md#classification-teacher-training, #segmentation-teacher-training),
+    with each script's defaults, and the runtime flags."""
+    parser.add_argument("--num_classes", type=int_at_least(2), default=None,
+                        help="classes of the model's head (default: the dataset's)")
+    parser.add_argument("--batch_size", type=int_at_least(2), default=batch_size,
+                        help=f"training batch size (default: {batch_size})")
+    parser.add_argument("--test_batch_size", type=int_at_least(1), default=test_batch_size,
+                        help=f"test batch size (default: {test_batch_size})")
+    parser.add_argument("--data_root", default="data", help=data_root_help)
+    parser.add_argument("--epochs", type=int_at_least(1), default=epochs,
+                        help=f"training epochs (default: {epochs})")
+    parser.add_argument("--lr", type=positive_float, default=0.1,
+                        help="SGD learning rate (default: 0.1)")
+    parser.add_argument("--weight_decay", type=non_negative_float, default=5e-4,
+                        help="SGD weight decay (default: 5e-4)")
+    parser.add_argument("--momentum", type=non_negative_float, default=0.9,
+                        help="SGD momentum (default: 0.9)")
+    parser.add_argument("--dataset", choices=tuple(datasets), default=datasets[0],
+                        help=f"default: {datasets[0]}")
+    parser.add_argument("--model", choices=tuple(models), default=models[0],
+                        help=f"default: {models[0]}")
+    parser.add_argument("--scheduler", action="store_true", help=scheduler_help)
+    parser.add_argument("--step_size", type=int_at_least(1), default=step_size,
+                        help=f"StepLR period in epochs, with --scheduler (default: {step_size})")
+    parser.add_argument("--ckpt", default=None,
+                        help="start from this state_dict; with --test_only, the one evaluated "
+                             "(default: none; --test_only evaluates this run's checkpoint)")
+    add_runtime_args(parser)

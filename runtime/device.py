@@ -155,3 +155,12 @@ def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
     values = values.clone()
     dist.all_reduce(values)
     return values / world_size()
+
+
+def from_main(value: float, device: torch.device) -> float:
+    """Rank 0's value on every rank (what rank 0 alone measured, such as its evaluation)."""
+    if world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return tensor.item()
