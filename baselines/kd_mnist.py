@@ -11,21 +11,26 @@ normalised input space, fresh every step (paper: 0.747 +- 0.033).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python baselines/kd_mnist.py`
 
+import torch
+from torch import nn
+from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import StepLR
 
-from baselines.common import add_common_args, mnist_run
+from baselines.common import add_mnist_args, mnist_experiment, place, run_epochs, start
 from baselines.sources import GaussianImages, RealImages
 from dataloader import DATASETS
-from engine.dfad import Recipe, distill
-from engine.evaluation import evaluate_classification
+from engine import dfad
+from engine.dfad import Experiment
 from engine.flags import add_student_args
-from network import lenet
+from reporting.run_logger import RunLogger, log_point
 from runtime.cli import help_example, run_main
+from runtime.speed import Precision, optimizer_options
 
 IMAGE_SHAPE = (1, 32, 32)
 METHODS = {"original": "KD_ORI", "random": "RANDOM"}
@@ -43,37 +48,60 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inputs", choices=tuple(METHODS), required=True,
                         help="original: MNIST training images (KD-ORI); random: N(0, 1) "
                              "images (RANDOM)")
-    # DFAD_mnist.py's student side (engine/flags.py)
     add_student_args(parser, batch_size=512, epochs=40, lr_S=0.01, weight_decay=1e-4,
                      min_batch=1, batch_help="inputs per student step",
                      iteration="of 5 student steps",
                      scheduler_help="StepLR(--step_size, 0.1) on the student, as DFAD_mnist.py")
-    add_common_args(parser, test_batch_size=256)
-    # The loop's latent size: RANDOM's images are the latents themselves; KD-ORI ignores them.
-    parser.set_defaults(nz=None, lr_G=None)
+    add_mnist_args(parser, test_batch_size=256)
     return parser
 
 
-def main(args: argparse.Namespace) -> list[float]:
-    method = METHODS[args.inputs]
-    args.nz = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2] if args.inputs == "random" else 1
-    run = mnist_run(args, f"{method}-mnist", nz=args.nz)
+def source(args: argparse.Namespace) -> nn.Module:
     if args.inputs == "random":
-        source = GaussianImages(IMAGE_SHAPE)
-    else:
-        train_set = DATASETS["mnist"].build(args.data_root, True, args.download)
-        source = RealImages.from_dataset(train_set, seed=args.seed)
-    recipe = Recipe(
-        name="mnist",
-        method=method,
-        student_ckpt=f"checkpoint/baselines/{method.lower()}-mnist-lenet5_half.pt",
-        generator_loss=None,
-        evaluate=evaluate_classification,
-        metric="acc",
-        make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
-    )
-    return distill(args, run.teacher, lenet.LeNet5Half(), source, run.test_loader, recipe,
-                   run.device, run.logger)
+        return GaussianImages(IMAGE_SHAPE)
+    return RealImages.from_dataset(DATASETS["mnist"].build(args.data_root, True, args.download),
+                                   seed=args.seed)
+
+
+def build(args: argparse.Namespace) -> Experiment:
+    """DFAD_mnist.py's experiment with a source of inputs as its generator. Sets args.nz, the
+    latent size the loop draws: RANDOM's images are the latents, KD-ORI reads only their count."""
+    args.nz = math.prod(IMAGE_SHAPE) if args.inputs == "random" else 1
+    return mnist_experiment(args, METHODS[args.inputs], lambda: source(args),
+                            make_scheduler=lambda opt: StepLR(opt, args.step_size, 0.1))
+
+
+def train_one_epoch(args: argparse.Namespace, exp: Experiment, optimizer_S: Optimizer,
+                    precision: Precision, device: torch.device, epoch: int,
+                    logger: RunLogger | None) -> dict[str, float]:
+    """`--epoch_itrs` iterations of 5 of DFAD's student steps, the source in the generator's
+    place (in train mode: RealImages moves on); the last logged loss."""
+    exp.student.train()
+    exp.generator.train()
+    logged: dict[str, float] = {}
+    for i in range(1, args.epoch_itrs + 1):
+        for _ in range(dfad.STUDENT_STEPS_PER_ITERATION):
+            z = dfad.sample_noise(args.batch_size, args.nz, device)
+            terms = dfad.student_step(exp.teacher, exp.student, exp.generator, optimizer_S, z,
+                                      exp.student_objective, precision)
+        if i % args.log_interval == 0 or i == args.epoch_itrs:
+            logged = log_point(dfad.named(terms, "S"), epoch, i, args, logger)
+    return logged
+
+
+def main(args: argparse.Namespace) -> list[float]:
+    device = start(args, METHODS[args.inputs])
+    exp = build(args)
+    place(args, exp, device)
+    optimizer_S = SGD(exp.student.parameters(), lr=args.lr_S, momentum=dfad.STUDENT_MOMENTUM,
+                      weight_decay=args.weight_decay, **optimizer_options(args, device))
+    schedulers = [exp.make_scheduler(optimizer_S)] if args.scheduler else []
+    precision = Precision(args.amp, device)
+    # The source is part of the state: RealImages' position resumes with it.
+    parts = {"student": exp.student, "generator": exp.generator, "optimizer_S": optimizer_S,
+             "precision": precision}
+    return run_epochs(args, exp, device, parts, schedulers, None, lambda epoch, logger:
+                      train_one_epoch(args, exp, optimizer_S, precision, device, epoch, logger))
 
 
 if __name__ == "__main__":
