@@ -100,7 +100,7 @@ def load_tensors(path: str | Path, what: str) -> object:
     except Exception as err:  # torch raises several types for corrupt or foreign files
         reason = (err.strerror if isinstance(err, OSError) and err.strerror else
                   "not a PyTorch checkpoint of tensors (corrupt, truncated, or another kind of "
-                  "file)")
+                  "file): write it again, or pass another one")
         raise UserError(f"cannot read {what} {path}: {reason}") from err
 
 
@@ -128,7 +128,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
             and list(expected)[-1].rpartition(".")[0] == module):
         raise UserError(f"checkpoint {path} has a {state[head].shape[0]}-class head, the model "
                         f"({name}) has {expected[head].shape[0]} classes ({shapes[0]}): is it a "
-                        "checkpoint for another dataset?")
+                        "checkpoint for another dataset? pass one trained on this script's dataset")
     problems = ([f"shape mismatch {'; '.join(shapes[:3])}"] if shapes else []) + (
         [f"missing keys {missing[:3]}"] if missing else []) + (
         [f"unexpected keys {unexpected[:3]}"] if unexpected else [])
