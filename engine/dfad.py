@@ -165,11 +165,11 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
              **({"health": health} if health is not None else {})}
     state = RunState(companion_path(exp.student_ckpt, "state"), args, parts, schedulers,
                      best_files=(exp.student_ckpt,), teacher=args.ckpt)
+    student_ddp = devices.ddp(student, device, args.sync_bn)
+    generator_ddp = devices.ddp(generator, device, args.sync_bn)
     if not begin(state, exp.name):
         return state.history
     logger = RunLogger.for_run(args, exp.name, exp.visdom_env, exp.panels, state)
-    student_ddp = devices.ddp(student, device, args.sync_bn)
-    generator_ddp = devices.ddp(generator, device, args.sync_bn)
     for epoch in range(state.epochs_done + 1, args.epochs + 1):
         start = time.perf_counter()
         if exp.scheduler_at_epoch_start:

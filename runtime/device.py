@@ -60,6 +60,9 @@ def setup(args: argparse.Namespace) -> torch.device:
     Prints the device once."""
     original_numerics.check(args)
     device = _pick_device("cpu" if args.no_cuda else args.device)
+    if args.sync_bn and device.type != "cuda":
+        raise UserError("--sync_bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU "
+                        "implementation): drop the flag on the CPU")
     if launched_by_torchrun() and not dist.is_initialized():
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -132,9 +135,6 @@ def local_batch(global_batch: int) -> int:
 def ddp(module: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
     """DDP around `module` under torchrun (BatchNorm made global with --sync_bn), else itself.
     Checkpoints and evaluation use the plain module."""
-    if sync_bn and device.type != "cuda":
-        raise UserError("--sync_bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU "
-                        "implementation): drop the flag on the CPU")
     if world_size() == 1:
         return module
     if sync_bn:
