@@ -12,16 +12,14 @@ import argparse
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import check_num_classes, get_dataloader
-from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.dfad import Experiment, distill
 from engine.evaluation import evaluate_classification
 from engine.flags import add_dfad_args
 from network import gan, torchvision_resnet
-from reporting.run_logger import RunLogger
 from reporting.sample_grids import MINUS_ONE_TO_ONE, ClassificationPanels
-from runtime.checkpoint import load_teacher
 from runtime.cli import help_example, int_at_least, run_main
-from runtime.run_files import dump_config
-from runtime.startup import setup_runtime
+from runtime.device import setup
+from runtime.files import load_teacher
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -39,28 +37,29 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(args: argparse.Namespace) -> list[float]:
-    dump_config(args, "log/DFAD-caltech101.config.json")
-    # the original seeded torch only (docs/original-release.md#caltech101-seeding); seeding more is
-    # free
-    device = setup_runtime(args)
-    teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt, device)
+def build(args: argparse.Namespace) -> Experiment:
+    """The Caltech101 experiment: networks (in the original's order of construction, which fixes
+    their initial weights), the test set, the objectives and the output names."""
+    teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt)
     student = torchvision_resnet.resnet18(args.num_classes)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)
-    _, test_loader = get_dataloader(args, train=False, device=device)
+    _, test_loader = get_dataloader(args, train=False)
     check_num_classes(test_loader, args.num_classes)
-    recipe = Recipe(
-        name="caltech101",
+    return Experiment(
+        name="DFAD-caltech101",
         student_ckpt="checkpoint/student/caltech101-resnet18.pt",
-        generator_loss=generator_loss_mae,
-        evaluate=evaluate_classification,
-        metric="acc",
+        teacher=teacher, student=student, generator=generator, test_loader=test_loader,
+        evaluate=evaluate_classification, metric="acc",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
-        scheduler_at_epoch_start=True,
+        panels=ClassificationPanels(MINUS_ONE_TO_ONE, nz=args.nz),
     )
-    logger = RunLogger.from_args(args, run="DFAD-caltech101", env="DFAD-caltech101",
-                                 draw=ClassificationPanels(MINUS_ONE_TO_ONE, nz=args.nz))
-    return distill(args, teacher, student, generator, test_loader, recipe, device, logger)
+
+
+def main(args: argparse.Namespace) -> list[float]:
+    # The original seeded torch only (docs/original-release.md#caltech101-seeding): seeding
+    # every RNG draws the same torch stream.
+    device = setup(args)
+    return distill(args, build(args), device)
 
 
 if __name__ == "__main__":

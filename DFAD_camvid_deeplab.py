@@ -8,29 +8,35 @@ from __future__ import annotations
 import argparse
 
 from dataset.camvid import CamVid
-from engine.dfad_segmentation import SegmentationCard, distill_segmentation, segmentation_parser
-from runtime.cli import run_main
-
-CARD = SegmentationCard(
-    script="DFAD_camvid_deeplab.py",
-    title="CamVid",
-    dataset="camvid",
-    data_root="data/CamVid",
-    num_classes=11,
-    test_batch_size=16,
-    weight_decay=5e-4,
-    gamma=0.1,
-    decode_target=CamVid.decode_target,
-    images_dir="results/DFAD-camvid",
+from engine.dfad import Experiment, distill
+from engine.dfad_segmentation import (
+    SegmentationCard,
+    build_segmentation,
+    save_images,
+    segmentation_parser,
 )
+from runtime.cli import run_main
+from runtime.device import setup
+
+CARD = SegmentationCard(script="DFAD_camvid_deeplab.py", title="CamVid", dataset="camvid",
+                        test_batch_size=16, weight_decay=5e-4, gamma=0.1,
+                        decode_target=CamVid.decode_target, images_dir="results/DFAD-camvid")
 
 
 def get_parser() -> argparse.ArgumentParser:
     return segmentation_parser(CARD)
 
 
+def build(args: argparse.Namespace) -> Experiment:
+    return build_segmentation(args, CARD)
+
+
 def main(args: argparse.Namespace) -> list[float]:
-    return distill_segmentation(args, CARD)
+    device = setup(args)
+    exp = build(args)
+    history = distill(args, exp, device)
+    save_images(args, CARD, exp, device)
+    return history
 
 
 if __name__ == "__main__":

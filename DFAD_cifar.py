@@ -11,16 +11,14 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, get_dataloader
-from engine.dfad import Recipe, distill, generator_loss_mae
+from engine.dfad import Experiment, distill
 from engine.evaluation import evaluate_classification
 from engine.flags import add_dfad_args
 from network import gan, resnet_8x
-from reporting.run_logger import RunLogger
 from reporting.sample_grids import ClassificationPanels, Denormalize
-from runtime.checkpoint import load_teacher
 from runtime.cli import help_example, run_main
-from runtime.run_files import dump_config
-from runtime.startup import setup_runtime
+from runtime.device import setup
+from runtime.files import load_teacher
 
 # docs/original-release.md#script-defaults: MultiStepLR, gamma 0.1; --step_size plays no part
 MILESTONES = [100, 200]
@@ -37,55 +35,47 @@ def make_scheduler(optimizer: Optimizer) -> MultiStepLR:
     return MultiStepLR(optimizer, MILESTONES, gamma=0.1)
 
 
-def make_recipe(dataset: str) -> Recipe:
-    """What the CIFAR row changes in the shared loop: names, -MAE, accuracy, the schedule."""
-    return Recipe(
-        name=dataset,
-        student_ckpt=f"checkpoint/student/{dataset}-resnet18_8x.pt",
-        generator_loss=generator_loss_mae,
-        evaluate=evaluate_classification,
-        metric="acc",
-        make_scheduler=make_scheduler,
-        scheduler_at_epoch_start=True,
-        compat_flags=("step_size",),  # the milestones are fixed
-    )
-
-
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DFAD CIFAR", **help_example(
         ".venv/bin/python DFAD_cifar.py --dataset cifar10 --scheduler --data_root data",
         ["checkpoint/student/cifar10-resnet18_8x{,-generator,-state}.pt",
          "log/DFAD-cifar10.{csv,metrics.jsonl,config.json,visdom.log}",
-         "results/DFAD-cifar10/latest-<panel>.png"],
-        note=f"Without --ckpt the teacher is the --dataset's: {teacher_ckpt('cifar10')} or "
-             f"{teacher_ckpt('cifar100')}."))
+         "results/DFAD-cifar10/latest-<panel>.png"]))
     add_dfad_args(parser, datasets=("cifar10", "cifar100"), model="resnet18_8x",
-                  ckpt=teacher_ckpt("cifar10"), batch_size=256, test_batch_size=128, epochs=500,
-                  lr_S=0.1, weight_decay=5e-4, nz=256,
+                  ckpt=teacher_ckpt("<dataset>"), batch_size=256, test_batch_size=128,
+                  epochs=500, lr_S=0.1, weight_decay=5e-4, nz=256,
                   schedule=f"MultiStepLR({MILESTONES}, 0.1), stepped at the start of each epoch",
                   uses_step_size=False)
-    # None = "not given": main() then picks the --dataset's teacher (the help shows cifar10's).
-    parser.set_defaults(ckpt=None)
+    parser.set_defaults(ckpt=None)  # not given: build() takes the --dataset's teacher
     return parser
 
 
-def main(args: argparse.Namespace) -> list[float]:
+def build(args: argparse.Namespace) -> Experiment:
+    """The CIFAR experiment: networks (in the original's order of construction, which fixes
+    their initial weights), the test set, the objectives and the output names. Without --ckpt
+    the teacher is the --dataset's; args.ckpt then names it, in the config and the state."""
     if args.ckpt is None:
         args.ckpt = teacher_ckpt(args.dataset)
         if args.dataset != "cifar10":
             print(f"no --ckpt given: using the {args.dataset} teacher {args.ckpt}")
-    dump_config(args, f"log/DFAD-{args.dataset}.config.json")
-    device = setup_runtime(args)
     num_classes = DATASETS[args.dataset].num_classes
-    teacher = load_teacher(resnet_8x.ResNet34_8x(num_classes), args.ckpt, device)
+    teacher = load_teacher(resnet_8x.ResNet34_8x(num_classes), args.ckpt)
     student = resnet_8x.ResNet18_8x(num_classes)
     generator = gan.GeneratorA(nz=args.nz, nc=3, img_size=32)
-    _, test_loader = get_dataloader(args, train=False, device=device)
-    logger = RunLogger.from_args(
-        args, run=f"DFAD-{args.dataset}", env="DFAD-cifar",
-        draw=ClassificationPanels(Denormalize(CIFAR_MEAN, CIFAR_STD), nz=args.nz))
-    return distill(args, teacher, student, generator, test_loader, make_recipe(args.dataset),
-                   device, logger)
+    _, test_loader = get_dataloader(args, train=False)
+    return Experiment(
+        name=f"DFAD-{args.dataset}",
+        student_ckpt=f"checkpoint/student/{args.dataset}-resnet18_8x.pt",
+        teacher=teacher, student=student, generator=generator, test_loader=test_loader,
+        evaluate=evaluate_classification, metric="acc", make_scheduler=make_scheduler,
+        panels=ClassificationPanels(Denormalize(CIFAR_MEAN, CIFAR_STD), nz=args.nz),
+        visdom_env="DFAD-cifar",
+    )
+
+
+def main(args: argparse.Namespace) -> list[float]:
+    device = setup(args)
+    return distill(args, build(args), device)
 
 
 if __name__ == "__main__":

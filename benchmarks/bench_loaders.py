@@ -4,15 +4,15 @@
 
 Run from the repository root. It writes (once, into --data) CamVid as 360x480 PNGs, Caltech101 as
 300x200 / 300x250 JPEGs and CIFAR-10 as torchvision's pickled batches, with the test suite's
-fixture writers (tests/helpers/*_fixtures.py), then times `dataloader.get_dataloader(args)`'s train
-loader over --epochs epochs per (dataset, workers, cache) setting. The first epoch includes
-starting the workers (and, with --cache_images, decoding the images into memory); later epochs
-are the steady state a long run sees. Random pixels are the slow case for PNG and JPEG decoding.
+fixture writers (tests/helpers/*_fixtures.py), then times the train loader of
+`dataloader.get_dataloader(args)`, with the teacher script's flags, over --epochs epochs per
+(dataset, --num_workers, --cache_images) setting. The first epoch includes building the loader
+(and, with --cache_images, decoding the images into memory); later epochs are the steady state a
+long run sees. Random pixels are the slow case for PNG and JPEG decoding.
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
@@ -25,6 +25,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the project and its test fixture writers
 
+import train_teacher  # noqa: E402
+import train_teacher_seg  # noqa: E402
 from dataloader import get_dataloader  # noqa: E402
 from tests.helpers.caltech_fixtures import CATEGORIES, write_tiny_caltech  # noqa: E402
 from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10  # noqa: E402
@@ -52,10 +54,12 @@ def write_data(root: Path, camvid: int, caltech: int, cifar: int) -> None:
 
 
 def loader_args(dataset: str, root: Path, workers: int, cache: bool) -> argparse.Namespace:
+    """The teacher script's flags for this setting, on the CPU (no pinned memory)."""
+    script = train_teacher_seg if dataset == "camvid" else train_teacher
     data_root = root / "CamVid" if dataset == "camvid" else root
-    return argparse.Namespace(dataset=dataset, data_root=str(data_root), batch_size=BATCH[dataset],
-                              test_batch_size=BATCH[dataset], num_workers=workers, seed=1,
-                              download=False, cache_images=cache)
+    return script.get_parser().parse_args([
+        "--dataset", dataset, "--data_root", str(data_root), "--batch_size", str(BATCH[dataset]),
+        "--num_workers", str(workers), "--device", "cpu", *(["--cache_images"] if cache else [])])
 
 
 def timed_epochs(build: Callable[[], object], epochs: int) -> Iterator[tuple[int, float]]:
@@ -79,7 +83,6 @@ def measure(dataset: str, root: Path, workers: int, cache: bool, epochs: int) ->
             return get_dataloader(loader_args(dataset, root, workers, cache))[0]
 
     (_, build_s), (first_n, first_s), *rest = timed_epochs(build, epochs)
-    gc.collect()  # persistent workers end with their loader
     later_n, later_s = sum(n for n, _ in rest), sum(s for _, s in rest)
     return {"dataset": dataset, "workers": workers, "cache": cache, "build_s": build_s,
             "epoch1_img_s": first_n / (build_s + first_s),

@@ -4,13 +4,15 @@
 #   TEACHER_ARGS  flags for the teacher script only (split on spaces), e.g. "--lr 0.05"
 #   DFAD_ARGS     flags for the DFAD script only, e.g. "--epoch_itrs 10"
 #   NPROC=N       launch each script under torchrun with N processes on this machine (one GPU each)
-#   FRESH=1       start the row over: its teacher's and its DFAD run's files are moved aside to
-#                 <name>.old-<time> first (nothing is deleted); FRESH=dfad keeps the teacher
+#   FRESH=1       start the row over: its teacher's and its student's checkpoints and state files
+#                 are moved aside to <name>.old-<time> first (nothing is deleted); FRESH=dfad
+#                 keeps the teacher
 # A run script's own arguments go to both scripts. Both scripts' flags are checked before the
 # teacher starts, so a flag the other script would refuse fails at once, in one line.
-# Running a row again never destroys work: a finished teacher is reused, a stopped teacher or DFAD
-# run continues from its state file (--resume), a finished DFAD run says so and is not repeated
-# (docs/stopping-and-resuming.md).
+# Running a row again never destroys work (docs/stopping-and-resuming.md): where a state file is,
+# the script runs with --resume and either continues or says it finished before (and writes
+# nothing); a teacher checkpoint without a state file (trained elsewhere) is reused, a student
+# checkpoint without one is moved aside (the DFAD script refuses to replace it).
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -38,29 +40,24 @@ launch() {  # SCRIPT FLAGS...: plain python, or torchrun with NPROC processes
   fi
 }
 
-move_aside() {  # FILES...: each one that exists becomes <name>.old-<time>
-  local when
+move_aside() {  # CKPT...: each checkpoint and its -generator/-state files become <name>.old-<time>
+  local when ckpt file target n
   when=$(date +%Y%m%d-%H%M%S)
-  local file target n
-  for file in "$@"; do
-    if [ -e "$file" ]; then
+  for ckpt in "$@"; do
+    for file in "$ckpt" "${ckpt%.pt}-generator.pt" "${ckpt%.pt}-state.pt"; do
+      [ -e "$file" ] || continue
       target=$file.old-$when
       n=1
       while [ -e "$target" ]; do target=$file.old-$when-$n; n=$((n + 1)); done
       mv "$file" "$target"
       echo "moved aside: $file -> $target"
-    fi
+    done
   done
 }
 
-run_files() {  # CKPT RUN: a run's checkpoint, its companions and its per-run logs
-  local stem=${1%.pt}
-  echo "$1" "$stem-generator.pt" "$stem-state.pt" "log/$2.config.json" "log/$2.visdom.log"
-}
-
-run_step() {  # NAME CKPT RUN SCRIPT FLAGS...: reuse, continue or start one script of the row
-  local name=$1 ckpt=$2 run=$3
-  shift 3
+run_step() {  # NAME CKPT SCRIPT FLAGS...: continue, reuse or start one script of the row
+  local name=$1 ckpt=$2
+  shift 2
   local state=${ckpt%.pt}-state.pt
   if [ -f "$state" ]; then  # the script says whether it continues or had finished
     echo "===== $name: continuing from $state (--resume) ====="
@@ -69,7 +66,7 @@ run_step() {  # NAME CKPT RUN SCRIPT FLAGS...: reuse, continue or start one scri
     echo "===== $name: reusing $ckpt (no state file beside it: trained elsewhere; FRESH=1" \
       "trains a new one) ====="
   else
-    [ -f "$ckpt" ] && move_aside $(run_files "$ckpt" "$run")  # a best student with no state
+    if [ -f "$ckpt" ]; then move_aside "$ckpt"; fi  # a best student with no state beside it
     echo "===== $name ====="
     launch "$@"
   fi
@@ -80,16 +77,10 @@ run_row() {  # the row: check both scripts' flags, then the teacher, then DFAD
   # `student_ckpt` the checkpoints they write; the DFAD line reads the teacher's)
   check_flags "${teacher[@]}"
   check_flags "${dfad[@]}"
-  local teacher_run student_name
-  teacher_run=teacher-$(basename "${teacher_ckpt%.pt}")
-  student_name=$(basename "$student_ckpt")
-  local dfad_run=DFAD-${student_name%%-*}
-  # shellcheck disable=SC2046  # run_files lists file names without spaces
   case "${FRESH:-}" in
-    1) move_aside $(run_files "$teacher_ckpt" "$teacher_run") \
-         $(run_files "$student_ckpt" "$dfad_run") ;;
-    dfad) move_aside $(run_files "$student_ckpt" "$dfad_run") ;;
+    1) move_aside "$teacher_ckpt" "$student_ckpt" ;;
+    dfad) move_aside "$student_ckpt" ;;
   esac
-  run_step Teacher "$teacher_ckpt" "$teacher_run" "${teacher[@]}"
-  run_step DFAD "$student_ckpt" "$dfad_run" "${dfad[@]}"
+  run_step Teacher "$teacher_ckpt" "${teacher[@]}"
+  run_step DFAD "$student_ckpt" "${dfad[@]}"
 }

@@ -16,7 +16,7 @@
 # four idx files, or the same names with .gz; default local_data; --tiny writes a tiny MNIST when
 # it is unset), PYTHON (default python3), BUDGET_S (default 480), WORK (checkpoints and logs of the
 # runs; default a new folder under runs/gpu_check/), MNIST_S (the MNIST runs are stopped after
-# this many seconds, their state saved; default 3/5 of the budget), TABLE_METHODS (default
+# this many seconds, each keeping its last epoch; default 3/5 of the budget), TABLE_METHODS (default
 # "KD_ORI RANDOM DAFL DFAD"), TABLE_SEEDS (default "1 2 3"; --tiny "1 2"), TEACHER_CKPT (a
 # LeNet5 teacher to distil from, so the runs need not wait for the one trained here) and
 # TEACHER_METRICS (its metrics file, for the table's teacher row).
@@ -216,7 +216,7 @@ write_tiny_mnist(sys.argv[1], n_train=32, n_test=16)" "$DATA" && return 0
 device_flags() { echo --device "$DEVICE" --no_visdom; }
 
 # until SECONDS_SINCE_EPOCH CMD...: CMD, stopped (TERM, then KILL 15 s later) at that time or at
-# the budget's end, whichever comes first. A stopped training run saves its state first.
+# the budget's end, whichever comes first. A stopped run keeps its last complete epoch.
 until_time() {
   local end=$1 s; shift
   [ "$end" -le "$DEADLINE" ] || end=$DEADLINE

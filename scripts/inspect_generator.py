@@ -2,42 +2,42 @@
 
     python -m scripts.inspect_generator checkpoint/student/mnist-lenet5_half-generator.pt
 
-Run from the repository root. The experiment (generator and teacher architecture, default
-teacher checkpoint, latent size) comes from the file name the DFAD scripts write,
-`<dataset>-<student>-generator.pt`, or from --experiment. Classification: one row per teacher
-class with up to --per_class of the samples the teacher assigns to it, most confident first, and
-a bar with the class's share of all samples (the thin mark is a uniform share). Segmentation:
-image / teacher prediction pairs in the dataset's class colours, and each class's share of pixels.
+Run from the repository root. The experiment comes from the file name the DFAD scripts write,
+`<dataset>-<student>-generator.pt`, or from --experiment; its DFAD script's `build(args)` makes
+the generator and the teacher (no dataset needed). Classification: one row per teacher class
+with up to --per_class of the samples the teacher assigns to it, most confident first, and a bar
+with the class's share of all samples (the thin mark is a uniform share). Segmentation: image /
+teacher prediction pairs in the dataset's class colours, and each class's share of pixels.
 """
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
+from unittest import mock
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
+from torch.utils.data import DataLoader
 
 import DFAD_caltech101
 import DFAD_camvid_deeplab
 import DFAD_cifar
 import DFAD_mnist
 import DFAD_nyu_deeplab
-from dataloader import CIFAR_MEAN, CIFAR_STD
 from dataset import camvid, nyu
-from network import gan, lenet, resnet_8x, torchvision_resnet
-from network.segmentation import deeplabv3_resnet50
+from engine import dfad_segmentation
+from engine.dfad import Experiment
 from reporting.generator_health import class_histogram, normalized_entropy
-from reporting.sample_grids import MINUS_ONE_TO_ONE, MNIST_TO_UNIT, Denormalize, save_png
-from runtime.checkpoint import load_teacher, load_weights
+from reporting.sample_grids import save_png
 from runtime.cli import int_at_least, run_main
+from runtime.device import setup
 from runtime.errors import UserError
-from runtime.startup import resolve_device
+from runtime.files import load_weights
 
 LABEL_W = 40  # class index column of the classification grid
 BAR_W = 160  # histogram column: the bar, then the share as text
@@ -49,51 +49,41 @@ CHUNK = 64  # samples per forward pass: bounded memory for the 128 px networks
 TEXT, BAR, MARK = (230, 230, 230), (70, 130, 220), (230, 80, 80)
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """What a DFAD script builds, as far as its generator and teacher go."""
-
-    teacher: Callable[[], nn.Module]
-    generator: Callable[[int], nn.Module]  # nz -> generator
-    teacher_ckpt: str
-    nz: int
-    to_unit: Callable[[torch.Tensor], torch.Tensor]
-    decode_target: Callable[[np.ndarray], np.ndarray] | None = None  # segmentation only
-    classes: Sequence[str] = ()
-
-
-def _defaults(module: ModuleType, dataset: str | None = None) -> tuple[str, int]:
-    """The script's own --ckpt and --nz defaults, so the two never drift apart."""
-    parser = module.get_parser()
-    ckpt = parser.get_default("ckpt") or module.teacher_ckpt(dataset)
-    return ckpt, parser.get_default("nz")
+# name -> the DFAD script and its flags that make the experiment
+EXPERIMENTS: dict[str, tuple[ModuleType, list[str]]] = {
+    "mnist": (DFAD_mnist, []),
+    "cifar10": (DFAD_cifar, ["--dataset", "cifar10"]),
+    "cifar100": (DFAD_cifar, ["--dataset", "cifar100"]),
+    "caltech101": (DFAD_caltech101, []),
+    "camvid": (DFAD_camvid_deeplab, []),
+    "nyuv2": (DFAD_nyu_deeplab, []),
+}
+CLASS_NAMES = {"camvid": camvid.CLASSES, "nyuv2": nyu.CLASSES}  # for the segmentation legend
 
 
-def _experiments() -> dict[str, Experiment]:
-    cifar = Denormalize(CIFAR_MEAN, CIFAR_STD)
-    table = {
-        "mnist": Experiment(lenet.LeNet5, lambda nz: gan.GeneratorA(nz=nz, nc=1, img_size=32),
-                            *_defaults(DFAD_mnist), MNIST_TO_UNIT),
-        "cifar10": Experiment(lambda: resnet_8x.ResNet34_8x(10),
-                              lambda nz: gan.GeneratorA(nz=nz, nc=3, img_size=32),
-                              *_defaults(DFAD_cifar, "cifar10"), cifar),
-        "cifar100": Experiment(lambda: resnet_8x.ResNet34_8x(100),
-                               lambda nz: gan.GeneratorA(nz=nz, nc=3, img_size=32),
-                               *_defaults(DFAD_cifar, "cifar100"), cifar),
-        "caltech101": Experiment(lambda: torchvision_resnet.resnet34(101),
-                                 lambda nz: gan.GeneratorB(nz=nz, nc=3, img_size=128),
-                                 *_defaults(DFAD_caltech101), MINUS_ONE_TO_ONE),
-    }
-    for name, script, data in (("camvid", DFAD_camvid_deeplab, camvid),
-                               ("nyuv2", DFAD_nyu_deeplab, nyu)):
-        table[name] = Experiment(
-            partial(deeplabv3_resnet50, len(data.CLASSES), pretrained_backbone=False),
-            lambda nz: gan.GeneratorB(nz=nz, nc=3, img_size=128),
-            *_defaults(script), MINUS_ONE_TO_ONE, data.decode_target, data.CLASSES)
-    return table
+@contextmanager
+def without_test_set(module: ModuleType) -> Iterator[None]:
+    """The script's `build(args)` with an empty test set: a generator is inspected where no
+    dataset need be on disk."""
+    with ExitStack() as stack:
+        for where in (module, dfad_segmentation):
+            if hasattr(where, "get_dataloader"):
+                stack.enter_context(mock.patch.object(
+                    where, "get_dataloader", lambda args, train: (None, DataLoader([]))))
+        yield
 
 
-EXPERIMENTS = _experiments()
+def build(name: str, args: argparse.Namespace
+          ) -> tuple[argparse.Namespace, Experiment, torch.device]:
+    """The experiment as its DFAD script builds it (teacher loaded strictly, frozen), from the
+    script's own defaults and this command's --ckpt, --nz and --device."""
+    module, flags = EXPERIMENTS[name]
+    flags = [*flags, "--device", args.device, *(["--ckpt", args.ckpt] if args.ckpt else []),
+             *(["--nz", str(args.nz)] if args.nz else [])]
+    script_args = module.get_parser().parse_args(flags)
+    device = setup(script_args)
+    with without_test_set(module):
+        return script_args, module.build(script_args), device
 
 
 def experiment_name(path: str | Path, given: str | None) -> str:
@@ -209,17 +199,15 @@ def segmentation_picture(images: np.ndarray, logits: torch.Tensor,
 
 def main(args: argparse.Namespace) -> Path:
     name = experiment_name(args.generator, args.experiment)
-    exp = EXPERIMENTS[name]
-    device = resolve_device(args.device)
-    nz = args.nz or exp.nz
-    generator = load_weights(exp.generator(nz), args.generator).to(device).eval()
-    teacher = load_teacher(exp.teacher(), args.ckpt or exp.teacher_ckpt, device)
-    segmentation = exp.decode_target is not None
+    script_args, exp, device = build(name, args)
+    generator = load_weights(exp.generator, args.generator).to(device).eval()
+    segmentation = name in CLASS_NAMES
     n = args.samples or (8 if segmentation else 512)
-    images, logits = generate(generator, teacher, n, nz, args.seed, device)
-    rgb = _rgb(images, exp.to_unit)
+    images, logits = generate(generator, exp.teacher.to(device), n, script_args.nz, args.seed,
+                              device)
+    rgb = _rgb(images, exp.panels.to_unit)
     if segmentation:
-        picture = segmentation_picture(rgb, logits, exp.decode_target, exp.classes)
+        picture = segmentation_picture(rgb, logits, exp.panels.decode_target, CLASS_NAMES[name])
     else:
         picture = classification_picture(rgb, logits, args.per_class)
     out = Path(args.out or f"results/inspect-{Path(args.generator).stem}.png")

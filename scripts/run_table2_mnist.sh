@@ -6,12 +6,12 @@
 #   SEEDS=1 TEACHER_ARGS="--epochs 1" bash scripts/run_table2_mnist.sh --epochs 1 --epoch_itrs 2
 #                                                                      # a smoke run of it all
 # Extra arguments go to every method's training script; TEACHER_ARGS to the teacher (whose flags
-# differ). The teacher is checkpoint/teacher/mnist-lenet5.pt when present, else it is trained
-# with the README command. Each (method, seed) runs in its own folder RUNS/<method>-s<seed>
-# (default RUNS=runs/table2-mnist), so checkpoints never collide; a finished one is skipped, a
-# stopped one (Ctrl-C, SIGTERM, a lost session) continues with --resume when the script is run
-# again. METHODS picks rows (default "KD_ORI RANDOM DAFL DFAD"), TEACHER another teacher file,
-# PYTHON the interpreter.
+# differ). The teacher is checkpoint/teacher/mnist-lenet5.pt, trained with the README command
+# when absent (a stopped one continues: scripts/common.sh run_step). Each (method, seed) runs in
+# its own folder RUNS/<method>-s<seed> (default RUNS=runs/table2-mnist), so checkpoints never
+# collide; a finished one is skipped, a stopped one (Ctrl-C, SIGTERM, a lost session) continues
+# with --resume when the script is run again. METHODS picks rows (default "KD_ORI RANDOM DAFL
+# DFAD"), TEACHER another teacher file, PYTHON the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -22,18 +22,19 @@ METHODS=${METHODS:-KD_ORI RANDOM DAFL DFAD}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python3; fi
 fi
+source scripts/common.sh
 TEACHER=$(realpath -m "${TEACHER:-$REPO/checkpoint/teacher/mnist-lenet5.pt}")
 
-if [ -f "$TEACHER" ]; then
+if [ "$TEACHER" != "$REPO/checkpoint/teacher/mnist-lenet5.pt" ]; then
+  if [ ! -f "$TEACHER" ]; then
+    echo "error: TEACHER=$TEACHER does not exist: unset TEACHER to train the README's teacher" >&2
+    exit 1
+  fi
   echo "===== Teacher: reusing $TEACHER ====="
-elif [ "$TEACHER" != "$REPO/checkpoint/teacher/mnist-lenet5.pt" ]; then
-  echo "error: TEACHER=$TEACHER does not exist: unset TEACHER to train the README's teacher" >&2
-  exit 1
 else
-  echo "===== Teacher ====="
-  # shellcheck disable=SC2086  # TEACHER_ARGS is a list of flags
-  "$PYTHON" train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 --dataset mnist \
-    --model lenet5 --weight_decay 1e-4 --data_root "$DATA_ROOT" --download ${TEACHER_ARGS:-}
+  run_step Teacher "$TEACHER" train_teacher.py --batch_size 256 --epochs 10 --lr 0.01 \
+    --dataset mnist --model lenet5 --weight_decay 1e-4 --data_root "$DATA_ROOT" --download \
+    "${TEACHER_FLAGS[@]}"
 fi
 
 source scripts/table2_methods.sh
