@@ -174,13 +174,15 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
         start = time.perf_counter()
         if exp.scheduler_at_epoch_start:
             step_schedulers(schedulers)
+        lr = optimizer_S.param_groups[0]["lr"]  # this epoch's, also when stepped at its end
         losses = train_one_epoch(args, exp, student_ddp, generator_ddp, optimizer_S,
                                  optimizer_G, precision, device, epoch, logger)
         if not exp.scheduler_at_epoch_start:
             step_schedulers(schedulers)
         if devices.is_main():
             metrics, health_values = evaluate_epoch(args, exp, health, epoch, device)
-            end_epoch(args, exp, state, logger, epoch, metrics, losses, health_values, start)
+            end_epoch(args, exp, state, logger, epoch, metrics, losses, health_values, start,
+                      lr)
     return state.history
 
 
@@ -200,9 +202,10 @@ def evaluate_epoch(args: argparse.Namespace, exp: Experiment, health: GeneratorH
 
 def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger: RunLogger,
               epoch: int, metrics: dict[str, float], losses: dict[str, float], health: dict,
-              start: float) -> None:
+              start: float, lr: float | None = None) -> None:
     """Rank 0, after each evaluation: a new best student (and its generator, when it has
-    weights) under the original names, the CSV row after the last epoch, the state, the log."""
+    weights) under the original names, the CSV row after the last epoch, the state, the log.
+    `lr`: the student's LR this epoch trained with (default: the optimizer's now)."""
     if state.end_epoch(metrics[exp.metric]):  # the pair is replaced both or neither
         trained = any(True for _ in exp.generator.parameters())  # not a KD input source
         save_atomic((exp.student.state_dict(), exp.student_ckpt),
@@ -212,7 +215,8 @@ def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger
     if epoch == args.epochs:  # the row first: a kill before the state redoes the epoch
         append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id, run_flags(args))
     state.save()
-    lr = state.parts["optimizer_S"].param_groups[0]["lr"]
+    if lr is None:
+        lr = state.parts["optimizer_S"].param_groups[0]["lr"]
     logger.epoch(epoch, exp.metric, metrics, losses, health, state, lr,
                  time.perf_counter() - start)
     device = next(exp.student.parameters()).device

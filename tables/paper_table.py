@@ -62,18 +62,31 @@ def _segments(path: Path) -> list[list[tuple[int, float]]]:
     return runs
 
 
+def _last_config(path: Path, metrics: Path) -> dict:
+    """The flags of the run that wrote the metrics file's last line: the config file keeps
+    every run's by run id (a file from before run ids holds one bare config)."""
+    configs = json.loads(path.read_text()) if path.is_file() else {}
+    if "epochs" in configs:
+        return configs
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    try:
+        run_id = json.loads(lines[-1])["run_id"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        return {}
+    return configs.get(run_id) or {}
+
+
 def collect(root: Path, prefix: str) -> Runs:
     """Every run of `prefix` under `root` (searched recursively, `log/` folders only)."""
     runs = Runs()
     log_dirs = {p.parent for p in root.rglob(f"{prefix}-mnist*") if p.parent.name == "log"}
     for log_dir in sorted(log_dirs):
-        config_path = log_dir / f"{prefix}-mnist.config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        metrics = log_dir / f"{prefix}-mnist.metrics.jsonl"
+        config = _last_config(log_dir / f"{prefix}-mnist.config.json", metrics)
         runs.epoch_itrs = runs.epoch_itrs or config.get("epoch_itrs")
         csv_path = log_dir / f"{prefix}-mnist.csv"
         finished = [run.values for run in read_csv_runs(csv_path)] if csv_path.is_file() else []
         runs.finished += finished
-        metrics = log_dir / f"{prefix}-mnist.metrics.jsonl"
         segments = _segments(metrics) if metrics.is_file() else []
         if len(segments) > len(finished) and segments[-1]:
             last = segments[-1]
