@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import time
 import warnings
 from collections.abc import Mapping
@@ -46,9 +47,16 @@ RUN_CONTROL = frozenset({
 })
 
 
+SIMPLE = (int, float, str, bool, type(None))
+
+
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in sorted(vars(args).items())
-            if isinstance(v, (int, float, str, bool, type(None)))}
+    """The flags a run records: values that JSON and torch.load(weights_only=True) read back,
+    lists of them (an nargs flag) included, so a new flag of any kind is checked at resume."""
+    return {k: list(v) if isinstance(v, (list, tuple)) else v
+            for k, v in sorted(vars(args).items())
+            if isinstance(v, SIMPLE) or (isinstance(v, (list, tuple))
+                                         and all(isinstance(x, SIMPLE) for x in v))}
 
 
 def run_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +95,8 @@ class RunState:
         self.best_files = best_files  # what a run writes besides its state
         self.teacher_sha256 = file_sha256(teacher) if teacher else None
         self.epochs_done, self.best, self.history = 0, 0.0, []
-        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        # unique even for two runs one process starts within a second (a notebook, the tests)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{secrets.token_hex(2)}"
 
     def start(self) -> bool:
         """Resume, start, or refuse; False: the run finished before and nothing is written."""
@@ -108,6 +117,7 @@ class RunState:
             print(f"finished before: {done} of {epochs} epochs, best {saved['best']:.4f} "
                   f"(run {saved['run_id']}, state {path}): nothing to do (--resume --epochs N "
                   "trains it longer)")
+            self.epochs_done, self.best, self.history = done, saved["best"], saved["history"]
             return False
         if self.args.resume is None:
             raise UserError(f"{path} holds a stopped run ({done} of {epochs} epochs): add "
