@@ -45,12 +45,17 @@ def start(args: argparse.Namespace, method: str) -> torch.device:
 
 
 def mnist_experiment(args: argparse.Namespace, method: str,
-                     make_generator: Callable[[], nn.Module], **fields: Any) -> Experiment:
+                     make_generator: Callable[[], nn.Module], generator_first: bool = False,
+                     **fields: Any) -> Experiment:
     """LeNet5 teacher -> LeNet5Half student on MNIST, best by test accuracy, saved as
     checkpoint/baselines/<method>-mnist-lenet5_half.pt; the generator is a trained one (DAFL)
-    or a fixed source of inputs (KD)."""
+    or a fixed source of inputs (KD). The order of construction fixes the initial weights:
+    KD's source (reading its images draws a loader seed) comes before the student."""
     teacher = load_teacher(lenet.LeNet5(), args.ckpt)
-    student, generator = lenet.LeNet5Half(), make_generator()
+    if generator_first:
+        generator, student = make_generator(), lenet.LeNet5Half()
+    else:
+        student, generator = lenet.LeNet5Half(), make_generator()
     _, test_loader = get_dataloader(args, train=False)
     return Experiment(
         name=f"{method}-mnist",
@@ -91,6 +96,7 @@ def run_epochs(args: argparse.Namespace, exp: Experiment, device: torch.device,
         start_time = time.perf_counter()
         step_schedulers(schedulers)
         losses = train_one_epoch(epoch, logger)
-        metrics, health_values = evaluate_epoch(args, exp, health, epoch, device)
+        metrics, health_values = evaluate_epoch(args, exp, health, epoch, device,
+                                               test_latents=False)
         end_epoch(args, exp, state, logger, epoch, metrics, losses, health_values, start_time)
     return state.history

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim import Adam, Optimizer
-from torch.optim.lr_scheduler import ConstantLR
 
 from baselines.common import add_mnist_args, mnist_experiment, place, run_epochs, start
 from engine.dfad import Experiment, named, sample_noise
@@ -111,8 +110,7 @@ def joint_step(teacher: nn.Module, student: nn.Module, generator: nn.Module,
 def build(args: argparse.Namespace) -> Experiment:
     """DFAD_mnist.py's networks and test set with DAFL's generator; no learning-rate schedule
     (the authors' recipe). Its step (`joint_step`) takes no objective from the experiment."""
-    return mnist_experiment(args, "DAFL", lambda: dafl_generator(args.nz),
-                            make_scheduler=lambda opt: ConstantLR(opt, factor=1.0))
+    return mnist_experiment(args, "DAFL", lambda: dafl_generator(args.nz))
 
 
 def train_one_epoch(args: argparse.Namespace, exp: Experiment, optimizer_S: Optimizer,

@@ -68,7 +68,7 @@ def build(args: argparse.Namespace) -> Experiment:
     latent size the loop draws: RANDOM's images are the latents, KD-ORI reads only their count."""
     args.nz = math.prod(IMAGE_SHAPE) if args.inputs == "random" else 1
     return mnist_experiment(args, METHODS[args.inputs], lambda: source(args),
-                            make_scheduler=lambda opt: StepLR(opt, args.step_size, 0.1))
+                            generator_first=True, make_scheduler=lambda opt: StepLR(opt, args.step_size, 0.1))
 
 
 def train_one_epoch(args: argparse.Namespace, exp: Experiment, optimizer_S: Optimizer,

@@ -50,7 +50,7 @@ class Experiment:
     test_loader: DataLoader
     evaluate: Evaluate
     metric: str  # the key of evaluate()'s result that selects the best student
-    make_scheduler: Callable[[Optimizer], LRScheduler]  # for each optimizer, with --scheduler
+    make_scheduler: Callable[[Optimizer], LRScheduler] | None = None  # with --scheduler
     scheduler_at_epoch_start: bool = True  # classification; segmentation steps at epoch end
     generator_objective: Objective = generator_mae
     student_objective: Objective = student_l1
@@ -157,7 +157,7 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
     optimizer_G = Adam(generator.parameters(), lr=args.lr_G, **options)
     # The same schedule drives both optimizers (docs/original-release.md#scheduler-timing).
     schedulers = ([exp.make_scheduler(optimizer_S), exp.make_scheduler(optimizer_G)]
-                  if args.scheduler else [])
+                  if args.scheduler and exp.make_scheduler else [])
     precision = Precision(args.amp, device)
     health = GeneratorHealth.from_args(args, exp.test_loader) if devices.is_main() else None
     parts = {"student": student, "generator": generator, "optimizer_S": optimizer_S,
@@ -187,9 +187,13 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
 
 
 def evaluate_epoch(args: argparse.Namespace, exp: Experiment, health: GeneratorHealth | None,
-                   epoch: int, device: torch.device) -> tuple[dict[str, float], dict]:
-    """The student on the real test set, and the generator's health on its fixed batch."""
-    batches, rng = original_numerics.test_batches(args, exp.test_loader, args.nz, device)
+                   epoch: int, device: torch.device, test_latents: bool = True
+                   ) -> tuple[dict[str, float], dict]:
+    """The student on the real test set, and the generator's health on its fixed batch.
+    `test_latents`: under --original_numerics, draw the latent batch per test batch that the
+    original DFAD's test() drew (the baselines, not the original's code, draw none)."""
+    nz = args.nz if test_latents else None
+    batches, rng = original_numerics.test_batches(args, exp.test_loader, nz, device)
     with eval_mode(exp.student, exp.generator), rng:
         metrics = exp.evaluate(exp.student, batches, device)
     if health is None:

@@ -54,7 +54,8 @@ def evaluate_segmentation(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> dict[str, float]:
     """Metrics of one confusion matrix over every test pixel (unlabelled pixels ignored), not a
-    mean of per-batch scores (docs/original-release.md#the-training-loop, #metrics-transforms-and-plotting);
+    mean of per-batch scores (docs/original-release.md#the-training-loop,
+    #metrics-transforms-and-plotting);
     'mIoU' selects the best student."""
     metrics: StreamSegMetrics | None = None
     with eval_mode(model):

@@ -6,7 +6,7 @@ One object per run, handed to `distill()` / `fit_teacher()`:
   interval, the metric (`Acc` or `mIoU`) and the image panels after each evaluation, for DFAD also
   `gen_class_hist` and `generator health`; a replayable `log/<run>.visdom.log`;
 * `log/<run>.metrics.jsonl`: one JSON line per epoch (appended; each line carries the run id of
-  the run's state, runtime/run_state.py, which a resumed run keeps);
+  the run's state, runtime/state.py, which a resumed run keeps);
 * `results/<run>/latest-<panel>.png`: the panels of the latest evaluation, overwritten each time
   (a long run would otherwise leave thousands of files).
 Logging trouble is reported once and never stops the run.
@@ -73,7 +73,7 @@ class RunLogger:
             log_path.unlink(missing_ok=True)
         plotter = VisdomPlotter(env=args.visdom_env or env or run, port=args.visdom_port,
                                 server=args.visdom_server, log_path=log_path,
-                                enabled=not args.no_visdom)
+                                enabled=not args.no_visdom, resumed=state.epochs_done > 0)
         plotter.add_table("config", vars(args))
         return cls(run, plotter, draw)
 

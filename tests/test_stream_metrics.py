@@ -26,16 +26,8 @@ def metrics() -> StreamSegMetrics:
 
 
 def test_confusion_matrix_rows_are_ground_truth(metrics: StreamSegMetrics) -> None:
-    expected = np.array(
-        [
-            [2, 0, 1, 0],
-            [1, 3, 1, 0],
-            [0, 0, 0, 0],
-            [0, 0, 0, 0],
-        ],
-        dtype=np.float64,
-    )
-    np.testing.assert_array_equal(metrics.confusion_matrix, expected)
+    np.testing.assert_array_equal(metrics.confusion_matrix,
+                                  [[2, 0, 1, 0], [1, 3, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
 def test_results_match_hand_computation(metrics: StreamSegMetrics) -> None:
@@ -58,14 +50,6 @@ def test_labels_outside_the_class_range_are_ignored() -> None:
     m.update(np.array([0, 1, 1, 0]), np.array([0, 1, 7, 255]))
     np.testing.assert_array_equal(m.confusion_matrix, [[1, 0], [0, 1]])
     assert m.get_results()["Mean IoU"] == 1.0
-
-
-def test_reset_and_to_str(metrics: StreamSegMetrics) -> None:
-    text = metrics.to_str(metrics.get_results())
-    assert "Mean IoU: 0.366667" in text
-    assert "Overall Acc: 0.625000" in text
-    metrics.reset()
-    assert not metrics.confusion_matrix.any()
 
 
 def test_mismatched_sizes_are_rejected() -> None:

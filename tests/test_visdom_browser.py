@@ -4,22 +4,18 @@ page with its title and its content drawn (plotly SVG, image, table). Skips with
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
-
 pytest.importorskip("visdom", reason="visdom is not installed (scripts/install.sh installs it)")
-from tests.test_visdom import ENV, FAST, client, start_server, stop_server  # noqa: E402
+from tests.test_visdom import client, run_dfad_mnist, start_server, stop_server  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
                None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(BROWSER is None, reason="no Chromium (apt-get install chromium)")]
 # Offline and quiet: no sign-in, sync, updates or QUIC; a fresh profile per load.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -35,23 +31,18 @@ class Windows(HTMLParser):
         self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        attrs = dict(attrs)
-        classes = (attrs.get("class") or "").split()
+        classes = (dict(attrs).get("class") or "").split()
         if tag == "div" and "window" in classes and not self._depth:
             self.windows.append({"title": "", "content": set()})
             self._depth = 1
-            return
-        if not self._depth:
-            return
-        if tag == "div":
+        elif self._depth and tag == "div":
             self._depth += 1
             self._in_title = "pull-right" in classes
-        elif tag == "svg" and "main-svg" in classes:
-            self.windows[-1]["content"].add("plot")
-        elif tag == "img":
-            self.windows[-1]["content"].add("image")
-        elif tag == "table":
-            self.windows[-1]["content"].add("text")
+        elif self._depth:
+            kind = {"svg": "plot" if "main-svg" in classes else None, "img": "image",
+                    "table": "text"}.get(tag)
+            if kind:
+                self.windows[-1]["content"].add(kind)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "div" and self._depth:
@@ -74,16 +65,10 @@ def rendered_windows(url: str, budget_ms: int) -> dict[str, set]:
     return {w["title"]: w["content"] for w in parser.windows}
 
 
-def test_every_window_of_a_run_renders_in_chromium(tmp_path):
-    write_tiny_mnist(tmp_path / "data", n_train=16, n_test=8)
-    write_random_teacher(tmp_path)
-    proc, port = start_server(tmp_path)
+def test_every_window_of_a_run_renders_in_chromium(mnist_run):
+    proc, port = start_server(mnist_run)
     try:
-        run = subprocess.run([sys.executable, str(REPO / "DFAD_mnist.py"), "--epochs", "1",
-                              "--epoch_itrs", "2", "--log-interval", "1", "--batch_size", "4",
-                              "--test_batch_size", "4", "--visdom_port", str(port), *FAST],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
-        assert run.returncode == 0, run.stderr
+        run_dfad_mnist("--epochs", "1", "--visdom_port", str(port))
         posted = json.loads(client(port).get_window_data(env="DFAD-mnist"))
         expected = {w["title"]: w["type"] for w in posted.values()}
         assert {"Loss_S", "Loss_G", "Acc", "config", "input", "generated", "gen_class_hist",
@@ -98,4 +83,3 @@ def test_every_window_of_a_run_renders_in_chromium(tmp_path):
             assert kind in shown[title], f"{title!r} shows {shown[title]}, not a {kind}"
     finally:
         stop_server(proc)
-

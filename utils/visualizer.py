@@ -79,8 +79,10 @@ class VisdomPlotter:
         server: str = DEFAULT_SERVER,
         log_path: str | Path | None = None,
         enabled: bool = True,
+        resumed: bool = False,
     ) -> None:
         self.env = env
+        self.resumed = resumed  # a resumed run's curves continue its windows' earlier points
         self.port = port
         self.server = server
         self.log_path = Path(log_path) if log_path is not None else None
@@ -143,7 +145,7 @@ class VisdomPlotter:
                    trace_name: str | None = None) -> None:
         """Append one point to the line plot `win` (created, titled `win`, on first use)."""
         opts = {"title": win, **(opts or {})}
-        update = "append" if win in self._windows else None
+        update = "append" if self.resumed or win in self._windows else None
         self._windows.add(win)
         self._call("line", X=np.array([x]), Y=np.array([y]), win=win, opts=opts,
                    update=update, name=trace_name)
