@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from engine.evaluation import Evaluate, eval_mode
 from engine.objectives import Objective, Terms, as_terms, generator_mae, student_l1
 from reporting.generator_health import GeneratorHealth
-from reporting.run_logger import DrawPanels, RunLogger, log_point
+from reporting.run_logger import DrawPanels, RunLogger, format_metrics, log_point
 from runtime import device as devices
 from runtime import original_numerics
 from runtime.errors import UserError
@@ -234,5 +234,5 @@ def test_only(args: argparse.Namespace, exp: Experiment, device: torch.device) -
         raise UserError(f"no trained student at {path}: train one first, or pass --stu_ckpt")
     load_weights(exp.student, path)
     metrics = exp.evaluate(exp.student.to(device), exp.test_loader, device)
-    print(f"Test ({path}): " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    print(f"Test ({path}): {format_metrics(metrics)}")
     return metrics[exp.metric]
