@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from engine.evaluation import Evaluate, eval_mode
 from engine.objectives import Objective, Terms, as_terms, generator_mae, student_l1
 from reporting.generator_health import GeneratorHealth
+from reporting.results_csv import append_csv_row
 from reporting.run_logger import DrawPanels, RunLogger, format_metrics, log_point
 from runtime import device as devices
 from runtime import original_numerics
@@ -32,7 +33,6 @@ from runtime.errors import UserError
 from runtime.files import companion_path, load_weights, save_atomic
 from runtime.speed import Precision, optimizer_options, speed_up
 from runtime.state import RunState, begin, run_flags, step_schedulers
-from tables.csv_rows import append_csv_row
 
 STUDENT_STEPS_PER_ITERATION = 5  # hard-coded in every original DFAD script
 STUDENT_MOMENTUM = 0.9  # hard-coded; --momentum is ignored (docs/original-release.md)
@@ -217,7 +217,9 @@ def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger
                                                                    "generator"))]
                       if trained else []))
     if epoch == args.epochs:  # the row first: a kill before the state redoes the epoch
-        append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id, run_flags(args))
+        teacher = {"teacher_sha256": state.teacher_sha256[:16]} if state.teacher_sha256 else {}
+        append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id,
+                       {**run_flags(args), **teacher})  # runs of other teachers never pool
     state.save()
     if lr is None:
         lr = state.parts["optimizer_S"].param_groups[0]["lr"]
