@@ -1,15 +1,13 @@
 """Export the 1449 NYUv2 RGB images as <out>/480_640/IMAGE/<i>.png (i = 0..1448, .mat order).
 
-The original DFAD code reads these PNGs but never says how they were made
-(docs/original-release.md#datasets-and-on-disk-layouts); this script makes them from the official
-labelled dataset, `nyu_depth_v2_labeled.mat` (2.8 GB):
+The original reads these PNGs but never says how they were made; this script makes them from
+the official labelled dataset, `nyu_depth_v2_labeled.mat` (2.8 GB):
 
     python data/prepare_nyuv2.py --mat nyu_depth_v2_labeled.mat --out data/NYUv2
 
 The file is MATLAB v7.3, i.e. HDF5. MATLAB stores arrays column-major, so the 480x640x3x1449
 (H x W x C x N) MATLAB array `images` appears in HDF5 (row-major) order as N x 3 x 640 x 480,
-that is N x C x W x H. One image is therefore `images[i].transpose(2, 1, 0)` -> H x W x C.
-Images are read one at a time, so memory stays at one image.
+that is N x C x W x H: one image is `images[i].transpose(2, 1, 0)`, read one at a time.
 """
 from __future__ import annotations
 
@@ -21,13 +19,6 @@ import numpy as np
 from PIL import Image
 
 
-def hdf5_image_to_hwc(image: np.ndarray) -> np.ndarray:
-    """One HDF5-order image (C x W x H) -> an H x W x C uint8 array."""
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected a 3 x W x H image, got shape {image.shape}")
-    return np.ascontiguousarray(image.transpose(2, 1, 0)).astype(np.uint8, copy=False)
-
-
 def export_images(mat_path: str | Path, out_root: str | Path, overwrite: bool = False) -> int:
     """Write every image of the .mat file; returns how many were written (existing ones are
     kept unless `overwrite`, so an interrupted export can simply be run again)."""
@@ -37,17 +28,16 @@ def export_images(mat_path: str | Path, out_root: str | Path, overwrite: bool = 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     with h5py.File(mat_path, "r") as mat:
-        if "images" not in mat:
-            raise ValueError(f"{mat_path} has no 'images' dataset: is it nyu_depth_v2_labeled.mat?")
-        images = mat["images"]
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"'images' has shape {images.shape}, expected N x 3 x W x H")
+        images = mat.get("images")
+        if images is None or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{mat_path} has no N x 3 x W x H 'images' dataset: is it "
+                             "nyu_depth_v2_labeled.mat?")
         for i in range(images.shape[0]):
             path = out_dir / f"{i}.png"
             if path.exists() and not overwrite:
                 continue
             tmp = path.with_name(f".{path.name}.tmp")
-            Image.fromarray(hdf5_image_to_hwc(images[i])).save(tmp, format="PNG")
+            Image.fromarray(np.ascontiguousarray(images[i].transpose(2, 1, 0))).save(tmp, "PNG")
             tmp.replace(path)  # never leave half a PNG behind
             written += 1
             if (i + 1) % 100 == 0:

@@ -2,16 +2,9 @@
 
     python data/split_caltech101.py --root data
 
-This is NOT the authors' split. The original script listed folders in filesystem order, so its
-split cannot be re-made (docs/original-release.md#the-caltech101-split); the released teacher
-caltech101-resnet34.pt was trained on the authors' split, and on any other split it is tested partly
-on its own training images (docs/original-release.md#reports-from-users, original issue #2: 95.75%
-instead of 76.6%). For the paper's numbers use the authors' 101_ObjectCategories_split.zip. Use this
-tool to train a teacher of your own, and keep its split.
-
-Our split is deterministic on every filesystem: sorted listings and one seeded random.Random.
-Per category, max(int(test_ratio * n), min_test) files go to test, the rest to train.
-Standard library only, so it runs without the repo's environment.
+NOT the authors' split, which cannot be re-made (docs/original-release.md#the-caltech101-split):
+for a teacher of your own. Deterministic (sorted listings, one seeded random.Random); per category
+max(int(test_ratio * n), min_test) files go to test. Standard library only.
 """
 from __future__ import annotations
 
@@ -22,8 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-# clutter, not one of the 101 categories (docs/original-release.md#datasets-and-on-disk-layouts)
-BACKGROUND = "BACKGROUND_Google"
+BACKGROUND = "BACKGROUND_Google"  # clutter, not one of the 101 categories
 WARNING = (
     "warning: this split is NOT the authors' split. Teachers trained on the authors' split (e.g. "
     "the released caltech101-resnet34.pt) must be evaluated on the authors' split "
@@ -36,22 +28,19 @@ def plan_split(originals: Path, seed: int = 1, test_ratio: float = 0.2,
                min_test: int = 2) -> dict[str, dict[str, list[str]]]:
     """{category: {"train": [...], "test": [...]}}; the same on every filesystem for a seed."""
     rng = random.Random(seed)
-    categories = sorted(name for name in os.listdir(originals)
-                        if name != BACKGROUND and (originals / name).is_dir())
     plan = {}
-    for category in categories:
+    for category in sorted(name for name in os.listdir(originals)
+                           if name != BACKGROUND and (originals / name).is_dir()):
         files = sorted(os.listdir(originals / category))
-        k = min(len(files), max(int(test_ratio * len(files)), min_test))
-        test = set(rng.sample(range(len(files)), k))
-        plan[category] = {
-            "train": [f for i, f in enumerate(files) if i not in test],
-            "test": [f for i, f in enumerate(files) if i in test],
-        }
+        test = set(rng.sample(range(len(files)),
+                              min(len(files), max(int(test_ratio * len(files)), min_test))))
+        plan[category] = {"train": [f for i, f in enumerate(files) if i not in test],
+                          "test": [f for i, f in enumerate(files) if i in test]}
     return plan
 
 
 def write_split(root: Path, plan: dict[str, dict[str, list[str]]], overwrite: bool) -> Path:
-    """Copy the files into a temporary folder, then rename it: no half-made split is left."""
+    """Copy into a temporary folder, then rename it: no half-made split is left."""
     base = root / "caltech101"
     target = base / "101_ObjectCategories_split"
     if target.exists() and not overwrite:
@@ -61,10 +50,10 @@ def write_split(root: Path, plan: dict[str, dict[str, list[str]]], overwrite: bo
     try:
         for category, parts in plan.items():
             for part, files in parts.items():
-                folder = tmp / part / category
-                folder.mkdir(parents=True, exist_ok=True)
+                (tmp / part / category).mkdir(parents=True, exist_ok=True)
                 for name in files:
-                    shutil.copy2(base / "101_ObjectCategories" / category / name, folder / name)
+                    shutil.copy2(base / "101_ObjectCategories" / category / name,
+                                 tmp / part / category / name)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -74,7 +63,7 @@ def write_split(root: Path, plan: dict[str, dict[str, list[str]]], overwrite: bo
     return target
 
 
-def get_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
         description="Make a deterministic Caltech101 train/test split (NOT the authors' split)",
         epilog=WARNING.removeprefix("warning: "))
@@ -87,13 +76,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="at least this many test images per category (default: 2)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing 101_ObjectCategories_split")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> Path:
-    args = get_parser().parse_args(argv)
-    if not 0 <= args.test_ratio <= 1 or args.min_test < 0:
-        raise SystemExit("error: --test_ratio must be in [0, 1] and --min_test >= 0")
+    args = parser.parse_args(argv)
     originals = Path(args.root) / "caltech101" / "101_ObjectCategories"
     if not originals.is_dir():
         raise SystemExit(f"error: {originals} not found: extract 101_ObjectCategories.tar.gz "
@@ -101,9 +84,9 @@ def main(argv: list[str] | None = None) -> Path:
     print(WARNING, file=sys.stderr)
     plan = plan_split(originals, args.seed, args.test_ratio, args.min_test)
     target = write_split(Path(args.root), plan, args.overwrite)
-    n_train = sum(len(p["train"]) for p in plan.values())
-    n_test = sum(len(p["test"]) for p in plan.values())
-    print(f"{target}: {len(plan)} categories, {n_train} train and {n_test} test images")
+    count = {part: sum(len(p[part]) for p in plan.values()) for part in ("train", "test")}
+    print(f"{target}: {len(plan)} categories, {count['train']} train and {count['test']} test "
+          "images")
     return target
 
 

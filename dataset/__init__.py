@@ -1,5 +1,4 @@
-"""Datasets in their real on-disk layouts (docs/original-release.md#datasets-and-on-disk-layouts):
-what torchvision does not ship as-is."""
+"""What torchvision does not ship as-is, in the real on-disk layouts (docs/data.md)."""
 from dataset.caltech import Caltech101
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2

@@ -1,10 +1,7 @@
-"""Caltech101 read from a train/test split on disk
-(docs/original-release.md#datasets-and-on-disk-layouts), the layout the authors trained on.
-
-Caltech101 ships without a split. The authors' teacher was trained on their own split
-(`101_ObjectCategories_split.zip`, 1695 test images); any other split mixes the teacher's training
-images into the test set (docs/original-release.md#reports-from-users, original issue #2: 95.75%
-instead of 76.6%). So the split is read from disk, never made on the fly.
+"""Caltech101 read from a train/test split on disk, the layout the authors trained on
+(docs/original-release.md#datasets-and-on-disk-layouts). The split is never made on the fly: on
+any split but the authors' the released teacher is tested partly on its own training images
+(docs/original-release.md#reports-from-users, original issue #2: 95.75% instead of 76.6%).
 """
 from __future__ import annotations
 
@@ -18,11 +15,8 @@ from torch.utils.data import Dataset
 
 from runtime.errors import UserError
 
-# a clutter class, not one of the 101 (docs/original-release.md#datasets-and-on-disk-layouts)
-BACKGROUND = "BACKGROUND_Google"
-# test images in the authors' split
-# (docs/original-release.md#the-caltech101-split, #reports-from-users)
-OFFICIAL_TEST_SIZE = 1695
+BACKGROUND = "BACKGROUND_Google"  # a clutter class, not one of the 101
+OFFICIAL_TEST_SIZE = 1695  # test images in the authors' split
 SPLIT_HELP = (
     "get the authors' split 101_ObjectCategories_split.zip (the Dropbox link in the original "
     "DFAD README; its test set has 1695 images) and extract it to {split}, or make a different "
@@ -38,7 +32,7 @@ def _download(data_root: str) -> None:
     try:
         TorchvisionCaltech101(data_root, download=True)
     except Exception as err:  # network errors come in many types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
         raise UserError(
             f"downloading Caltech101 failed ({reason}): extract 101_ObjectCategories.tar.gz to "
             f"{Path(data_root) / 'caltech101' / '101_ObjectCategories'} by hand"
@@ -46,53 +40,40 @@ def _download(data_root: str) -> None:
 
 
 class Caltech101(Dataset):
-    """`<data_root>/caltech101/101_ObjectCategories_split/{train,test}/<category>/<file>`, RGB.
-
-    Labels are indices into the sorted category folders of `101_ObjectCategories/` without
-    BACKGROUND_Google, so they match the released teacher's output order
-    (docs/original-release.md#datasets-and-on-disk-layouts).
+    """`<data_root>/caltech101/101_ObjectCategories_split/{train,test}/<category>/<file>`, RGB;
+    labels index the sorted folders of `101_ObjectCategories/` without BACKGROUND_Google, the
+    released teacher's output order (docs/original-release.md#caltech101-needs-the-unsplit-folder).
     """
 
     def __init__(self, data_root: str | Path, train: bool = True,
                  transform: Callable | None = None, download: bool = False) -> None:
         base = Path(data_root) / "caltech101"
-        originals = base / "101_ObjectCategories"
-        split = base / "101_ObjectCategories_split"
+        originals, split = base / "101_ObjectCategories", base / "101_ObjectCategories_split"
+        split_help = SPLIT_HELP.format(split=split, data_root=data_root)
         if not originals.is_dir() and download:
             _download(str(data_root))
         if not originals.is_dir():
-            # docs/original-release.md#caltech101-needs-the-unsplit-folder: the category list comes
-            # from the original folder, the images from the split, so both are needed.
-            raise UserError(
-                f"Caltech101 not found: {originals} is missing (it gives the 101 category names; "
-                "extract 101_ObjectCategories.tar.gz from the Caltech101 release there, or pass "
-                "--download to fetch it); the split is needed too: "
-                + SPLIT_HELP.format(split=split, data_root=data_root)
-            )
+            raise UserError(f"Caltech101 not found: {originals} is missing (it gives the 101 "
+                            "category names; extract 101_ObjectCategories.tar.gz from the "
+                            "Caltech101 release there, or pass --download to fetch it); the split "
+                            f"is needed too: {split_help}")
         part = split / ("train" if train else "test")
         if not part.is_dir():
-            raise UserError(f"Caltech101 split not found: {part} is missing: "
-                            + SPLIT_HELP.format(split=split, data_root=data_root))
+            raise UserError(f"Caltech101 split not found: {part} is missing: {split_help}")
         # Folders only: a stray file (.DS_Store) must not shift every label after it.
-        self.classes = sorted(
-            name for name in os.listdir(originals)
-            if name != BACKGROUND and (originals / name).is_dir()
-        )
-        self.train = train
+        self.classes = sorted(name for name in os.listdir(originals)
+                              if name != BACKGROUND and (originals / name).is_dir())
         self.transform = transform
         self.samples: list[tuple[Path, int]] = []
         for label, category in enumerate(self.classes):
-            folder = part / category
-            if not folder.is_dir():
-                raise UserError(
-                    f"Caltech101 split {part} has no folder {category!r} of {originals}: the "
-                    "split does not belong to this copy of Caltech101; "
-                    + SPLIT_HELP.format(split=split, data_root=data_root)
-                )
+            if not (part / category).is_dir():
+                raise UserError(f"Caltech101 split {part} has no folder {category!r} of "
+                                f"{originals}: the split belongs to another copy; {split_help}")
             # Sorted, unlike the original's listdir order, so the dataset is the same everywhere.
-            self.samples += [(folder / name, label) for name in sorted(os.listdir(folder))]
-        print(f"Caltech101 {'train' if train else 'test'}: {len(self.samples)} images, "
-              f"{len(self.classes)} classes, from {part}")
+            self.samples += [(part / category / name, label)
+                             for name in sorted(os.listdir(part / category))]
+        print(f"Caltech101 {part.name}: {len(self.samples)} images, {len(self.classes)} classes, "
+              f"from {part}")
         if not train and len(self.samples) != OFFICIAL_TEST_SIZE:
             print(f"note: the authors' Caltech101 test split has {OFFICIAL_TEST_SIZE} images, "
                   f"this one {len(self.samples)}: accuracies are comparable with the paper's only "
@@ -105,6 +86,4 @@ class Caltech101(Dataset):
         path, label = self.samples[index]
         with Image.open(path) as image:
             image = image.convert("RGB")  # some Caltech101 images are grayscale
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, label
+        return (image if self.transform is None else self.transform(image)), label

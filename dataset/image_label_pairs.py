@@ -1,8 +1,8 @@
-"""What the two segmentation datasets share: (image, label map) PNG pairs, read from disk or from
-memory, whose labels come back as int64 training ids."""
+"""What CamVid and NYUv2 share: (image, label map) PNG pairs whose raw label ids a lookup table
+turns into int64 training ids."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,35 +11,33 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from engine.objectives import IGNORE_INDEX
+
+Transforms = Callable[[Image.Image, Image.Image], tuple[Any, Any]]
+
+
+def label_lut(first_raw_id: int, num_classes: int) -> torch.Tensor:
+    """Raw ids first_raw_id.. become classes 0..num_classes - 1; every other id is ignored."""
+    lut = torch.full((256,), IGNORE_INDEX)
+    lut[first_raw_id:first_raw_id + num_classes] = torch.arange(num_classes)
+    return lut
+
 
 class ImageLabelPairs(Dataset):
-    """`images[i]` with `labels[i]`; a subclass lists both and says how raw ids map to training
-    ids (`remap_target`)."""
+    """`images[i]` with `labels[i]`; a subclass lists both and sets `lut`."""
 
-    remap_target: Callable[[torch.Tensor], torch.Tensor]
+    lut: torch.Tensor
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str,
-        splits: Sequence[str],
-        transforms: Callable[[Image.Image, Image.Image], tuple[Any, Any]] | None,
-    ) -> None:
-        if split not in splits:
-            raise ValueError(f"split must be one of {tuple(splits)}, got {split!r}")
-        self.root = Path(root)
-        self.split = split
-        self.transforms = transforms
-        self.images: list[Path] = []
-        self.labels: list[Path] = []
-        # (image, label) pairs held in memory (--cache_images, dataloader.py), else None
+    def __init__(self, images: list[Path], labels: list[Path],
+                 transforms: Transforms | None) -> None:
+        self.images, self.labels, self.transforms = images, labels, transforms
+        # the pairs held in memory by --cache_images (dataloader.py), else None
         self.decoded: list[tuple[Image.Image, Image.Image]] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
     def read(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The image and its label map, from memory when decoded there, else from disk."""
         if self.decoded is not None:
             return self.decoded[index]
         return Image.open(self.images[index]).convert("RGB"), Image.open(self.labels[index])
@@ -48,8 +46,6 @@ class ImageLabelPairs(Dataset):
         image, label = self.read(index)
         if self.transforms is not None:
             image, label = self.transforms(image, label)
-        # The remap runs after the transforms, as in the original
-        # (docs/original-release.md#datasets-and-on-disk-layouts).
-        if not isinstance(label, torch.Tensor):  # no transforms: still a PIL image
-            label = torch.from_numpy(np.array(label))
-        return image, self.remap_target(label)
+        # remapped after the transforms, as in the original
+        # (docs/original-release.md#datasets-and-on-disk-layouts)
+        return image, self.lut[torch.tensor(np.asarray(label), dtype=torch.long)]

@@ -1,10 +1,6 @@
-"""Joint (image, label) transforms for the segmentation datasets
-(docs/original-release.md#datasets-and-on-disk-layouts, #metrics-transforms-and-plotting).
-
-Geometric transforms act on both PIL images with the same parameters; the label always uses
-nearest-neighbour interpolation so class ids are never blended. Randomness comes from Python's
-`random` module, as in the original, so `random.seed` makes crops and flips reproducible.
-"""
+"""Joint (image, label) transforms for CamVid and NYUv2
+(docs/original-release.md#metrics-transforms-and-plotting): geometric ones move both PIL images
+alike, labels by nearest neighbour; randomness from Python's `random`, as in the original."""
 from __future__ import annotations
 
 import random
@@ -23,8 +19,6 @@ Pair = tuple[Any, Any]  # (image, label): PIL images before ExtToTensor, tensors
 
 @dataclass
 class ExtCompose:
-    """Applies joint transforms in order."""
-
     transforms: Sequence[Callable[..., Pair]]
 
     def __call__(self, img: Any, lbl: Any) -> Pair:
@@ -35,49 +29,34 @@ class ExtCompose:
 
 @dataclass
 class ExtResize:
-    """Resizes both; an int `size` matches the shorter side (360x480 → 256x341)."""
+    """An int `size` matches the shorter side (360x480 -> 256x341)."""
 
     size: int | tuple[int, int]
 
     def __call__(self, img: Image.Image, lbl: Image.Image) -> Pair:
-        return (
-            F.resize(img, self.size, InterpolationMode.BILINEAR),
-            F.resize(lbl, self.size, InterpolationMode.NEAREST),
-        )
+        return (F.resize(img, self.size, InterpolationMode.BILINEAR),
+                F.resize(lbl, self.size, InterpolationMode.NEAREST))
 
 
 @dataclass
 class ExtRandomCrop:
-    """Random crop of `size` (int or (h, w)) at the same place in image and label.
-
-    `padding` pads both on all sides first. With `pad_if_needed`, a side shorter than the crop
-    pads *all four* sides by int((1 + size - dim) / 2) with 0, image and label alike
-    (docs/original-release.md#metrics-transforms-and-plotting; 0 is a real class for CamVid, but
-    after ExtResize(256) a 128 crop never needs it).
-    """
+    """`size` (int or (h, w)) at the same place in both. With `pad_if_needed` a side shorter than
+    the crop pads *all four* sides of both by int((1 + size - side) / 2) with 0, as the original
+    (never needed after ExtResize(256))."""
 
     size: int | tuple[int, int]
-    padding: int = 0
     pad_if_needed: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.size, int):
-            self.size = (self.size, self.size)
 
     def __call__(self, img: Image.Image, lbl: Image.Image) -> Pair:
         if img.size != lbl.size:
             raise ValueError(f"image size {img.size} != label size {lbl.size}")
-        th, tw = self.size
-        if self.padding > 0:
-            img, lbl = F.pad(img, self.padding), F.pad(lbl, self.padding)
-        if self.pad_if_needed and img.size[0] < tw:
-            pad = int((1 + tw - img.size[0]) / 2)
-            img, lbl = F.pad(img, pad), F.pad(lbl, pad)
-        if self.pad_if_needed and img.size[1] < th:
-            pad = int((1 + th - img.size[1]) / 2)
-            img, lbl = F.pad(img, pad), F.pad(lbl, pad)
+        th, tw = (self.size, self.size) if isinstance(self.size, int) else self.size
+        for axis, want in ((0, tw), (1, th)):  # PIL sizes are (w, h)
+            if self.pad_if_needed and img.size[axis] < want:
+                pad = int((1 + want - img.size[axis]) / 2)
+                img, lbl = F.pad(img, pad), F.pad(lbl, pad)
         w, h = img.size
-        if (h, w) == (th, tw):
+        if (h, w) == (th, tw):  # no random draw, as in the original
             return img, lbl
         top = random.randint(0, h - th)
         left = random.randint(0, w - tw)
@@ -86,8 +65,6 @@ class ExtRandomCrop:
 
 @dataclass
 class ExtRandomHorizontalFlip:
-    """Mirrors image and label together with probability `p`."""
-
     p: float = 0.5
 
     def __call__(self, img: Image.Image, lbl: Image.Image) -> Pair:
@@ -96,14 +73,9 @@ class ExtRandomHorizontalFlip:
         return img, lbl
 
 
-@dataclass
 class ExtToTensor:
-    """Image → float tensor in [0, 1] (C×H×W); label → **uint8** tensor (H×W) of raw ids.
-
-    uint8 as in the original (docs/original-release.md#metrics-transforms-and-plotting): datasets
-    remap ids after this (CamVid 11 → 255, NYUv2 via a lookup table). Call `.long()` before using it
-    as an index, a loss target or a LUT index (torch reads a uint8 index tensor as a mask).
-    """
+    """Image -> float C x H x W in [0, 1]; label -> uint8 H x W of raw ids, as in the original
+    (the datasets remap it to int64 afterwards)."""
 
     def __call__(self, img: Image.Image, lbl: Image.Image) -> Pair:
         return F.to_tensor(img), torch.from_numpy(np.array(lbl, dtype=np.uint8))
@@ -111,7 +83,7 @@ class ExtToTensor:
 
 @dataclass
 class ExtNormalize:
-    """Normalizes the image only; a one-value mean/std broadcasts over all channels."""
+    """The image only; a one-value mean/std broadcasts over the channels."""
 
     mean: Sequence[float]
     std: Sequence[float]

@@ -5,13 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+from engine.objectives import IGNORE_INDEX
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -21,41 +16,35 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 class StreamSegMetrics:
-    """Accumulates a confusion matrix over a test set so metrics cover all pixels, not batches.
+    """One confusion matrix over a whole test set (rows ground truth, columns predictions), so the
+    metrics cover all pixels, not a mean over batches. Labels outside [0, n) or equal to
+    `ignore_index` are skipped; predictions must lie in [0, n)."""
 
-    Rows are ground truth, columns predictions. Pixels whose label is outside [0, n) or equal to
-    `ignore_index` are skipped. Predictions are not checked: they must lie in [0, n)
-    (docs/original-release.md#metrics-transforms-and-plotting).
-    """
-
-    def __init__(self, n_classes: int, ignore_index: int = 255) -> None:
+    def __init__(self, n_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.n_classes = n_classes
         self.ignore_index = ignore_index
         self.confusion_matrix = np.zeros((n_classes, n_classes), dtype=np.float64)
 
     def update(self, preds: Any, targets: Any) -> None:
-        """Add a batch; `preds` first, then `targets` (the original's argument order)."""
-        pred, true = _to_numpy(preds), _to_numpy(targets)
+        """`preds` first, then `targets` (the original's order): CPU tensors or arrays."""
+        pred, true = np.asarray(preds, dtype=np.int64), np.asarray(targets, dtype=np.int64)
         if pred.shape != true.shape:
             raise ValueError(f"preds {pred.shape} and targets {true.shape} differ in shape")
-        pred = pred.reshape(-1).astype(np.int64)
-        true = true.reshape(-1).astype(np.int64)
         n = self.n_classes
         mask = (true >= 0) & (true < n) & (true != self.ignore_index)
         counts = np.bincount(n * true[mask] + pred[mask], minlength=n * n)
         self.confusion_matrix += counts.reshape(n, n)
 
     def get_results(self) -> dict[str, Any]:
-        """Overall/mean/frequency-weighted accuracy and IoU; classes with no GT and no prediction
-        are NaN and left out of the means, classes predicted but absent from GT count as IoU 0."""
+        """Classes with no ground truth and no prediction are NaN and left out of the means; a
+        class predicted but absent from the ground truth has IoU 0."""
         hist = self.confusion_matrix
-        diag = np.diag(hist)
-        gt_per_class = hist.sum(axis=1)
+        diag, gt_per_class = np.diag(hist), hist.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            overall_acc = diag.sum() / hist.sum()
             class_acc = diag / gt_per_class
             iou = diag / (gt_per_class + hist.sum(axis=0) - diag)
             freq = gt_per_class / hist.sum()
+            overall_acc = diag.sum() / hist.sum()
         present = freq > 0
         return {
             "Overall Acc": float(overall_acc),
@@ -64,13 +53,3 @@ class StreamSegMetrics:
             "Mean IoU": _nanmean(iou),
             "Class IoU": {i: float(v) for i, v in enumerate(iou)},
         }
-
-    def reset(self) -> None:
-        self.confusion_matrix[:] = 0
-
-    @staticmethod
-    def to_str(results: dict[str, Any]) -> str:
-        """Multi-line summary: the scalar metrics, then one line per class IoU."""
-        lines = [f"{k}: {v:f}" for k, v in results.items() if k != "Class IoU"]
-        lines += [f"  class {c}: {v:f}" for c, v in results["Class IoU"].items()]
-        return "\n".join(lines)
