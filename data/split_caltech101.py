@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing 101_ObjectCategories_split")
     args = parser.parse_args(argv)
+    if not 0 < args.test_ratio < 1 or args.min_test < 0:
+        parser.error("--test_ratio must lie between 0 and 1 and --min_test be >= 0")
     originals = Path(args.root) / "caltech101" / "101_ObjectCategories"
     if not originals.is_dir():
         raise SystemExit(f"error: {originals} not found: extract 101_ObjectCategories.tar.gz "
