@@ -15,9 +15,9 @@ from engine.dfad import Experiment, distill, generator_step, student_step
 from engine.evaluation import evaluate_classification
 from engine.objectives import generator_mae, student_l1
 from network.gan import GeneratorA
+from reporting.results_csv import read_csv_runs
 from runtime.device import setup
 from runtime.speed import Precision
-from tables.csv_rows import read_csv_runs
 
 NZ = 16
 FP32 = Precision("off", torch.device("cpu"))

@@ -17,8 +17,8 @@ from network.gan import GeneratorA, GeneratorB
 from network.resnet_8x import ResNet18_8x, ResNet34_8x
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
 from network.torchvision_resnet import resnet18, resnet34
+from reporting.results_csv import read_csv_runs
 from runtime.errors import UserError
-from tables.csv_rows import read_csv_runs
 from tests.helpers.caltech_fixtures import write_tiny_caltech
 from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
 from tests.helpers.segmentation_fixtures import write_tiny_camvid, write_tiny_nyuv2

@@ -14,9 +14,9 @@ import torch
 import DFAD_mnist
 import get_results
 from engine.dfad import distill
+from reporting.results_csv import append_csv_row, read_csv_runs
 from runtime.device import setup
 from runtime.state import RUN_CONTROL
-from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 CSV = "log/DFAD-mnist.csv"
@@ -73,6 +73,25 @@ def test_get_results_groups_runs_by_their_flags_and_where_filters(mnist_run, cap
     assert f"best per run: {bests[1]:.4f}\n" in capsys.readouterr().out
     assert get_results.main(["--log", CSV, "--where", "epochs=7"]) == 1
     assert capsys.readouterr().err.startswith("error: none of the 4 runs in log/DFAD-mnist.csv")
+
+
+def test_csv_rows_by_run_id_old_rows_and_bad_rows(tmp_path, capsys):
+    """A longer resume replaces its run's row in place; rows of plain numbers (before run ids)
+    still count, in a group of their own; a bad row is one warning; a run with a NaN is left out
+    of the summary with one."""
+    path = tmp_path / CSV
+    path.parent.mkdir()
+    path.write_bytes(b"0.5,0.6\n\xff\xfe\n")
+    append_csv_row(path, [0.7], "a", {"seed": 1})
+    append_csv_row(path, [0.1, float("nan")], "b", {"seed": 2})
+    append_csv_row(path, [0.7, 0.8], "a", {"seed": 1})
+    assert [(r.run_id, len(r.values)) for r in read_csv_runs(path)] == [("", 2), ("a", 2), ("b", 2)]
+    assert capsys.readouterr().err.count("line 2 is not a run") == 1
+    assert get_results.main(["--log", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("warning: ") == 2 and "run b has a value that is not a number" in err
+    assert "runs: 2 in 2 group(s)" in out and "[1] 1 run(s): (seeds 1)\nbest per run: 0.8000" in out
+    assert "[2] 1 run(s): no flags recorded" in out and "paper (mnist, acc): DFAD 0.983" in out
 
 
 class Stop(Exception):

@@ -14,8 +14,8 @@ import torch
 import DFAD_mnist
 import engine.dfad
 from network.lenet import LeNet5Half
+from reporting.results_csv import read_csv_runs
 from runtime.cli import run_main
-from tables.csv_rows import read_csv_runs
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.waiting import wait_for_file
 

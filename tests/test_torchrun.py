@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tables.csv_rows import read_csv_runs
+from reporting.results_csv import read_csv_runs
 
 pytestmark = pytest.mark.slow  # torchrun starts three Python processes per run
 
