@@ -21,8 +21,7 @@ from engine.flags import add_dfad_args
 from engine.objectives import generator_log_mae
 from network import gan
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
-from reporting.sample_grids import SegmentationPanels
-from reporting.segmentation_images import save_segmentation_images
+from reporting.sample_grids import SegmentationPanels, save_segmentation_images
 from runtime import device as devices
 from runtime.cli import help_example
 from runtime.files import companion_path, load_teacher, load_tensors

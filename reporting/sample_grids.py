@@ -1,14 +1,11 @@
-"""What a run looks like: grids of generated samples, test inputs and segmentation maps.
-
-The same panels go to visdom (windows of docs/original-release.md#script-defaults) and to PNG files,
-so a run can be judged by eye without a server. Drawing never changes a model's train/eval mode or
-its BN statistics.
+"""What a run looks like: grids of generated samples, test inputs and segmentation maps, for visdom
+(windows of docs/original-release.md#script-defaults) and PNG files alike, and `--save_img`'s
+per-image PNGs. Drawing never changes a model's train/eval mode or its BN statistics.
 """
 from __future__ import annotations
 
+import functools
 import math
-import os
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,35 +16,21 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
+from torchvision.utils import make_grid
 
 from engine.evaluation import eval_mode
+from reporting.generator_health import fixed_latents
+from runtime.files import write_all_atomic
 
 Panels = dict[str, np.ndarray]  # window name -> C x H x W float grid in [0, 1]
 MAX_IMAGES = 16  # per grid: enough to judge, small enough for visdom and the PNGs
 
 
-def pack_images(images: np.ndarray, col: int | None = None) -> np.ndarray:
-    """Tile an N x C x H x W batch into a C x (H*rows) x (W*col) grid, zero background."""
-    n, c, h, w = images.shape
-    col = col or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / col)
-    grid = np.zeros((c, h * rows, w * col), dtype=images.dtype)
-    for i, img in enumerate(images):
-        r, k = divmod(i, col)
-        grid[:, r * h:(r + 1) * h, k * w:(k + 1) * w] = img
-    return grid
-
-
 def save_png(grid: np.ndarray, path: str | Path) -> None:
     """Write a C x H x W [0, 1] grid as a PNG, atomically (a viewer never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pixels = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-    if pixels.shape[2] == 1:
-        pixels = pixels[:, :, 0]
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(pixels).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    write_all_atomic([(path, lambda f: image.save(f, format="PNG"))])
 
 
 @dataclass(frozen=True)
@@ -64,35 +47,29 @@ class Denormalize:
         return (x * std + mean).clamp(0, 1)
 
 
-# (x + 1) / 2, docs/original-release.md#script-defaults
-MINUS_ONE_TO_ONE = Denormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+MINUS_ONE_TO_ONE = Denormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # (x + 1) / 2, the original's
+MNIST_TO_UNIT = Denormalize((0.1307,), (0.3081,))  # dataloader.py's MNIST Normalize
 
 
-# The first test batch of each loader, read once: the panels show the same images every epoch,
-# and reading them anew would start (and abandon) a pass over the test set each time.
-_FIRST_BATCHES: weakref.WeakKeyDictionary[DataLoader, tuple[torch.Tensor, torch.Tensor]] = (
-    weakref.WeakKeyDictionary())
-
-
+@functools.lru_cache(maxsize=1)
 def _first_batch(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    if loader not in _FIRST_BATCHES:
-        images, targets = next(iter(loader))
-        _FIRST_BATCHES[loader] = images[:MAX_IMAGES].clone(), targets[:MAX_IMAGES].clone()
-    return _FIRST_BATCHES[loader]
+    """Read once: the panels show the same images every epoch, and reading them anew would start
+    (and abandon) a pass over the test set each time."""
+    images, targets = next(iter(loader))
+    return images[:MAX_IMAGES].clone(), targets[:MAX_IMAGES].clone()
 
 
 @torch.no_grad()
 def _generate(generator: nn.Module, n: int, nz: int, device: torch.device) -> torch.Tensor:
-    """A batch of fakes with G in eval mode (running BN stats), as the original's test()."""
-    # A private RNG: drawing must not shift the run's random stream.
-    rng = torch.Generator(device="cpu").manual_seed(0)
-    z = torch.randn(n, nz, 1, 1, generator=rng).to(device)
+    """Fakes from fixed latents with G in eval mode (running BN stats), as the original's test()."""
     with eval_mode(generator):
-        return generator(z)
+        return generator(fixed_latents(n, nz, seed=0).to(device))
 
 
 def _grid(x: torch.Tensor) -> np.ndarray:
-    return pack_images(x.detach().float().cpu().numpy())
+    """Tile an N x C x H x W [0, 1] batch into one C x H' x W' grid, ceil(sqrt(N)) to a row."""
+    x = x.detach().float().cpu()
+    return make_grid(x, nrow=math.ceil(math.sqrt(len(x))), padding=0)[:x.shape[1]].numpy()
 
 
 @dataclass(frozen=True)
@@ -103,23 +80,21 @@ class ClassificationPanels:
     to_unit: Callable[[torch.Tensor], torch.Tensor]
     nz: int = 0
 
-    @torch.no_grad()
     def __call__(self, loader: DataLoader, device: torch.device, model: nn.Module,
                  teacher: nn.Module | None = None,
                  generator: nn.Module | None = None) -> Panels:
         images, _ = _first_batch(loader)
         panels = {"input": _grid(self.to_unit(images))}
         if generator is not None:
-            fake = _generate(generator, len(images), self.nz, device).cpu()
-            panels["generated"] = _grid(self.to_unit(fake))
+            fake = _generate(generator, len(images), self.nz, device)
+            panels["generated"] = _grid(self.to_unit(fake.cpu()))
         return panels
 
 
 @dataclass(frozen=True)
 class SegmentationPanels:
     """`input`, `target`, `pred` and, for DFAD, `generated`, `teacher`, `teacher-onfake`,
-    `student-onfake` (docs/original-release.md#script-defaults), label maps coloured by the
-    dataset's palette."""
+    `student-onfake` (docs/original-release.md#script-defaults), in the dataset's palette."""
 
     decode_target: Callable[[Any], np.ndarray]
     to_unit: Callable[[torch.Tensor], torch.Tensor] = MINUS_ONE_TO_ONE
@@ -127,7 +102,7 @@ class SegmentationPanels:
 
     def _colour(self, labels: torch.Tensor) -> np.ndarray:
         rgb = np.stack([self.decode_target(lbl) for lbl in labels.cpu().numpy()])
-        return pack_images(rgb.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        return _grid(torch.from_numpy(rgb).permute(0, 3, 1, 2) / 255)
 
     @torch.no_grad()
     def __call__(self, loader: DataLoader, device: torch.device, model: nn.Module,
@@ -147,4 +122,27 @@ class SegmentationPanels:
                     panels["teacher-onfake"] = self._colour(teacher(fake).argmax(1))
                 panels["student-onfake"] = self._colour(model(fake).argmax(1))
         return panels
-MNIST_TO_UNIT = Denormalize((0.1307,), (0.3081,))  # dataloader.py's MNIST Normalize
+
+
+@torch.no_grad()
+def save_segmentation_images(student: nn.Module, teacher: nn.Module, loader: DataLoader,
+                             decode_target: Callable[[Any], np.ndarray], out_dir: str | Path,
+                             device: torch.device) -> int:
+    """`--save_img` (docs/original-release.md#script-defaults): <idx>_img/_target/_pred/_teacher.png
+    for every test image, numbered in loader order from 0 as the original; returns the count."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index = 0
+    with eval_mode(student, teacher):
+        for images, targets in loader:
+            x = images.to(device)
+            maps = {"target": targets, "pred": student(x).argmax(1),
+                    "teacher": teacher(x).argmax(1)}
+            rgb = MINUS_ONE_TO_ONE(images).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+            for i, img in enumerate(rgb):
+                Image.fromarray(img).save(out / f"{index}_img.png")
+                for name, labels in maps.items():
+                    colour = decode_target(labels[i].cpu().numpy())
+                    Image.fromarray(colour).save(out / f"{index}_{name}.png")
+                index += 1
+    return index
