@@ -51,9 +51,7 @@ def get_parser() -> argparse.ArgumentParser:
     add_teacher_args(parser, datasets=("camvid", "nyuv2"), models=MODELS, batch_size=16,
                      test_batch_size=16, epochs=200, step_size=100,
                      scheduler_help="StepLR(--step_size, --gamma), stepped at the start of each "
-                                    "epoch",
-                     data_root_help="the dataset folder itself, e.g. ./data/CamVid or "
-                                    "./data/NYUv2 (default: data)")
+                                    "epoch")
     parser.add_argument("--gamma", type=positive_float, default=0.1,
                         help="StepLR decay factor (default: 0.1)")
     parser.add_argument("--no_pretrained", "--no-pretrained", dest="no_pretrained",

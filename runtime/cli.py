@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any
 
 from runtime import device as devices
 from runtime.errors import UserError
@@ -15,107 +15,69 @@ from runtime.speed import add_speed_args
 from utils.visualizer import DEFAULT_PORT, DEFAULT_SERVER
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= `minimum`."""
+def checked(cast: Callable[[str], Any], ok: Callable[[Any], bool],
+            need: str) -> Callable[[str], Any]:
+    """An argparse type: `cast(text)`, which must satisfy `ok`; else "must be <need>"."""
 
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    def parse(text: str) -> Any:
+        value = cast(text)  # a ValueError: argparse says "invalid <cast> <need> value"
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {need}, got {value}")
         return value
 
-    parse.__name__ = f"int>={minimum}"
+    parse.__name__ = f"{cast.__name__} {need}"
     return parse
 
 
-def seed_value(text: str) -> int:
-    """An argparse type: a seed numpy accepts too (0 to 2**32 - 1)."""
-    value = int_at_least(0)(text)
-    if value >= 2**32:
-        raise argparse.ArgumentTypeError(f"must be < 2**32, got {value}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    return checked(int, lambda value: value >= minimum, f">= {minimum}")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def batch_or_off(text: str) -> int:
-    """0 (off) or a batch of at least 2: a pairwise distance needs two samples."""
-    value = int_at_least(0)(text)
-    if value == 1:
-        raise argparse.ArgumentTypeError("must be 0 (off) or >= 2, got 1")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-MAX_DEFAULT_WORKERS = 8  # each worker is a process of its own; more is a flag away
+positive_float = checked(float, lambda value: value > 0, "> 0")
+non_negative_float = checked(float, lambda value: value >= 0, ">= 0")
 
 
 def default_num_workers() -> int:
-    """Loader workers per process: the CPUs this process may run on (its affinity mask, which
-    containers and schedulers restrict, not the machine's count), shared among the processes
-    torchrun starts on this machine, at most MAX_DEFAULT_WORKERS, at least 1."""
+    """The CPUs this process may run on (its affinity mask, which containers and schedulers
+    restrict), shared among torchrun's processes on this machine, at most 8 (each worker is a
+    process of its own; more is a flag away)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(MAX_DEFAULT_WORKERS, (cpus or 1) // local_processes))
+    return max(1, min(8, (cpus or 1) // local_processes))
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
-    """Device, seed, loader, resume, visdom, torchrun, speed and numerics flags of every
-    training script. Both spellings of the original flags are accepted."""
-    num_workers = default_num_workers()
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto = cuda when available (default: auto)")
-    parser.add_argument("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
-                        help="the original flag: same as --device cpu")
-    parser.add_argument("--seed", type=seed_value, default=1,
-                        help="random seed, 0 to 2**32 - 1 (default: 1)")
-    parser.add_argument("--num_workers", type=int_at_least(0), default=num_workers,
-                        help="data loader workers per process, started once and kept for the "
-                             "whole run; 0 loads in the main process (default: the CPUs this "
-                             "process may use, divided among torchrun's processes on this "
-                             f"machine, at most {MAX_DEFAULT_WORKERS}: {num_workers} here)")
-    parser.add_argument("--log-interval", "--log_interval", dest="log_interval",
-                        type=int_at_least(1), default=10,
-                        help="iterations between log lines (default: 10)")
-    parser.add_argument("--test-only", "--test_only", dest="test_only", action="store_true",
-                        help="evaluate once and exit")
-    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="STATE",
-                        help="continue a stopped run from the last complete epoch in its "
-                             "-state.pt file (alone: this run's own, next to its checkpoints)")
-    parser.add_argument("--download", action="store_true",
-                        help="download the dataset if it is missing (the original always tried "
-                             "for MNIST and CIFAR; we only do with this flag)")
-    parser.add_argument("--visdom_port", type=int_at_least(1), default=DEFAULT_PORT,
-                        help=f"visdom server port (default: {DEFAULT_PORT}, the README's "
-                             f"`visdom -p {DEFAULT_PORT}`)")
-    parser.add_argument("--visdom_server", default=DEFAULT_SERVER,
-                        help=f"visdom server host or URL (default: {DEFAULT_SERVER}); without "
-                             "a server the plots go to log/<run>.visdom.log for a later replay")
-    parser.add_argument("--visdom_env", default=None,
-                        help="visdom environment (default: the script's, e.g. DFAD-mnist)")
-    parser.add_argument("--no_visdom", "--no-visdom", dest="no_visdom", action="store_true",
-                        help="no visdom at all (the metrics file and sample PNGs are still "
-                             "written)")
-    parser.add_argument("--sync_bn", action="store_true",
-                        help="under torchrun: BatchNorm statistics over the global batch (CUDA "
-                             "only)")
+    """Device, seed, loader, resume, visdom, torchrun, speed and numerics flags of every training
+    script; both spellings of the original flags."""
+    add = parser.add_argument
+    add("--device", choices=("auto", "cpu", "cuda"), default="auto",
+        help="auto = cuda when available (default: auto)")
+    add("--no-cuda", "--no_cuda", dest="no_cuda", action="store_true",
+        help="the original flag: same as --device cpu")
+    add("--seed", type=checked(int, lambda value: 0 <= value < 2**32, "0 to 2**32 - 1"),
+        default=1, help="random seed, 0 to 2**32 - 1 (default: 1)")
+    add("--num_workers", type=int_at_least(0), default=default_num_workers(),
+        help="data loader workers per process, started once and kept for the whole run; 0 loads "
+             "in the main process (default: the CPUs this process may use, divided among "
+             "torchrun's processes on this machine, at most 8: %(default)s here)")
+    add("--log-interval", "--log_interval", dest="log_interval", type=int_at_least(1),
+        default=10, help="iterations between log lines (default: 10)")
+    add("--test-only", "--test_only", dest="test_only", action="store_true",
+        help="evaluate once and exit")
+    add("--resume", nargs="?", const="", default=None, metavar="STATE",
+        help="resume a stopped run from the last complete epoch in a -state.pt (alone: this run's)")
+    add("--download", action="store_true", help="download the dataset if it is missing (the "
+        "original always tried for MNIST and CIFAR; we only do with this flag)")
+    add("--visdom_port", type=int_at_least(1), default=DEFAULT_PORT,
+        help="visdom server port (default: %(default)s, the README's `visdom -p %(default)s`)")
+    add("--visdom_server", default=DEFAULT_SERVER,
+        help=f"visdom server host or URL (default: {DEFAULT_SERVER}); without a server the plots "
+             "go to log/<run>.visdom.log for a later replay")
+    add("--visdom_env", help="visdom environment (default: the script's, e.g. DFAD-mnist)")
+    add("--no_visdom", "--no-visdom", dest="no_visdom", action="store_true",
+        help="no visdom at all (the metrics file and sample PNGs are still written)")
+    add("--sync_bn", action="store_true",
+        help="under torchrun: BatchNorm statistics over the global batch (CUDA only)")
     add_speed_args(parser)
     add_original_numerics_arg(parser)
 
@@ -135,12 +97,8 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
     """Parse flags and run `main`: a UserError is one line on stderr and exit code 1, a bad flag
     one line and exit code 2 (--help has the rest), Ctrl-C one line saying how to continue."""
     parser = get_parser()
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"error: {message} (see {parser.prog} --help)", file=sys.stderr)
-        sys.exit(2)
-
-    parser.error = one_line_error  # type: ignore[method-assign]
+    parser.error = lambda message: parser.exit(  # type: ignore[method-assign]
+        2, f"error: {message} (see {parser.prog} --help)\n")
     args = parser.parse_args(argv)
     try:
         main(args)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from baselines import dafl_mnist, kd_mnist
-from baselines.sources import RealImages
+from baselines.kd_mnist import RealImages
 from network.gan import GeneratorA
 from runtime.cli import run_main
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
@@ -135,7 +136,8 @@ def test_dafl_generator_has_eps_08_in_two_layers_and_generator_a_keys():
 
 
 def test_real_images_cover_each_pass_once_and_eval_mode_does_not_consume():
-    source, z = RealImages(torch.arange(10.0).view(10, 1, 1, 1), seed=3), torch.zeros(4, 1)
+    images = TensorDataset(torch.arange(10.0).view(10, 1, 1, 1), torch.zeros(10))
+    source, z = RealImages(images, seed=3), torch.zeros(4, 1)
     drawn = torch.cat([source(z) for _ in range(5)]).flatten()  # 20 images: two passes
     assert sorted(drawn[:10].tolist()) == sorted(drawn[10:].tolist()) == list(range(10))
     assert not torch.equal(drawn[:10], drawn[10:])  # reshuffled every pass
