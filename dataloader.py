@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -120,13 +121,15 @@ def get_dataloader(args: argparse.Namespace, train: bool = True
     and workers' seeds from the run's stream, so a run resumed at an epoch boundary reads what it
     would have read. Under torchrun each rank reads its share (--batch_size stays global)."""
     entry = DATASETS[args.dataset]
-    shared = args.download and devices.world_size() > 1  # rank 0 downloads, the others wait
-    if shared and devices.rank() != 0:
+    # Under torchrun the first process of each node downloads; the others wait, then read.
+    first_on_node = os.environ.get("LOCAL_RANK", "0") == "0"
+    shared = args.download and devices.world_size() > 1
+    if shared and not first_on_node:
         torch.distributed.barrier()
-    download = args.download and devices.rank() == 0
+    download = args.download and first_on_node
     train_set = entry.build(args.data_root, True, download) if train else None
     test_set = entry.build(args.data_root, False, download)
-    if shared and devices.rank() == 0:
+    if shared and first_on_node:
         torch.distributed.barrier()
     if getattr(args, "cache_images", False):  # a flag of train_teacher_seg.py alone
         for dataset in (train_set, test_set) if train else (test_set,):
