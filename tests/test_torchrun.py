@@ -91,3 +91,19 @@ def test_a_nan_on_one_rank_stops_both_with_one_error_line(mnist_run):
     assert "UserError" not in result.stderr and "log_point" not in result.stderr
     assert "Epoch 1 test" not in result.stdout
     assert not (mnist_run / STUDENT / "mnist-lenet5_half-state.pt").exists()
+
+
+def test_two_processes_train_a_teacher_and_resume_it(mnist_run):
+    """The teacher loop under torchrun: every rank records each epoch (rank 0's metric), so a
+    2-process teacher trained for one epoch resumes to a second on both ranks."""
+    flags = ["--batch_size", "8", "--device", "cpu", "--num_workers", "0", "--data_root", "data",
+             "--no_visdom", "--model", "lenet5", "--dataset", "mnist"]
+    (mnist_run / "checkpoint/teacher/mnist-lenet5.pt").unlink()  # the fixture's DFAD teacher
+    for extra in (["--epochs", "1"], ["--epochs", "2", "--resume"]):
+        result = subprocess.run([*TORCHRUN, str(REPO / "train_teacher.py"), *flags, *extra],
+                                cwd=mnist_run, env=ENV, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout and "Epoch 2 test:" in result.stdout
+    state = torch.load(mnist_run / "checkpoint/teacher/mnist-lenet5-state.pt", weights_only=True)
+    assert state["epochs_done"] == 2 and len(state["history"]) == 2
