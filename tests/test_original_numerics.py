@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ from network.gan import GeneratorA, GeneratorB
 from network.lenet import LeNet5, LeNet5Half
 from network.segmentation import deeplabv3_mobilenet, deeplabv3_resnet50
 from tests.helpers.caltech_fixtures import write_tiny_caltech
-from tests.helpers.mnist_fixtures import _write_idx
+from tests.helpers.mnist_fixtures import write_structured_mnist
 from tests.helpers.segmentation_fixtures import write_tiny_camvid
 
 # The original stepped its schedulers before the epoch's first optimizer step, on purpose.
@@ -44,20 +43,6 @@ MNIST_RUN = ["--epochs", "3", "--epoch_itrs", "2", "--batch_size", "16", "--lr_S
 # The generator's losses as the original classification and segmentation scripts wrote them.
 ORIGINAL_LOSS = {"mae": lambda s, t: -F.l1_loss(s, t),
                  "log_mae": lambda s, t: -torch.log(F.l1_loss(s, t) + 1)}
-
-
-def write_structured_mnist(root: Path) -> None:
-    """A tiny MNIST a LeNet5 learns in a few steps: class k is a bright bar at rows 2k+2..2k+5
-    over noise (real idx files, torchvision's layout)."""
-    rng = np.random.default_rng(0)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", 80), ("t10k", 40)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 96, (n, 28, 28)).astype(np.uint8)
-        for image, k in zip(images, labels, strict=True):
-            image[2 * k + 2:2 * k + 6, 4:24] = 255
-        _write_idx(raw, images, labels, prefix)
 
 
 @pytest.fixture(scope="module")

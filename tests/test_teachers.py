@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from dataloader import DATASETS
 from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from runtime.cli import run_main
-from tests.helpers.mnist_fixtures import _write_idx, write_random_teacher
+from tests.helpers.mnist_fixtures import write_random_teacher, write_structured_mnist
 from tests.helpers.segmentation_fixtures import write_tiny_camvid
 
 CPU = torch.device("cpu")
@@ -29,20 +28,6 @@ FAST = ["--device", "cpu", "--num_workers", "0", "--no_visdom"]
 MNIST = ["--dataset", "mnist", "--model", "lenet5", "--batch_size", "16", "--lr", "0.05",
          "--weight_decay", "1e-4", "--scheduler", "--step_size", "3", *FAST]
 CKPT, STATE = "checkpoint/teacher/mnist-lenet5.pt", "checkpoint/teacher/mnist-lenet5-state.pt"
-
-
-def write_structured_mnist(root: Path, n_train: int = 80, n_test: int = 40) -> None:
-    """A tiny MNIST a LeNet5 learns in a few epochs: class k is a bright bar at rows 2k+2..2k+5
-    over noise (real idx files, torchvision's layout)."""
-    rng = np.random.default_rng(0)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 96, (n, 28, 28)).astype(np.uint8)
-        for image, k in zip(images, labels, strict=True):
-            image[2 * k + 2:2 * k + 6, 4:24] = 255
-        _write_idx(raw, images, labels, prefix)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,20 @@ def write_tiny_mnist(root: str | Path, n_train: int = 16, n_test: int = 8,
     return {"train": labels["train"], "test": labels["t10k"]}
 
 
+def write_structured_mnist(root: str | Path, n_train: int = 80, n_test: int = 40) -> None:
+    """A tiny MNIST a LeNet5 learns in a few steps: class k is a bright bar at rows 2k+2..2k+5
+    over noise."""
+    rng = np.random.default_rng(0)
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 96, (n, 28, 28)).astype(np.uint8)
+        for image, k in zip(images, labels, strict=True):
+            image[2 * k + 2:2 * k + 6, 4:24] = 255
+        _write_idx(raw, images, labels, prefix)
+
+
 def write_random_teacher(work: str | Path, seed: int = 0) -> Path:
     """An untrained LeNet5 at the DFAD scripts' default --ckpt path (a real state_dict file)."""
     import torch
