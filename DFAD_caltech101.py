@@ -1,9 +1,8 @@
 """DFAD on Caltech101: ResNet-34 teacher -> ResNet-18 student (torchvision), GeneratorB, 128 px.
 
-Paper (Table 2): teacher 0.766, DFAD 0.735 +- 0.008, on the authors' train/test split
-(docs/original-release.md#reports-from-users).
-Defaults are the original's (docs/original-release.md#script-defaults); its README passes --lr_S
-0.05 (scripts/run_caltech101.sh).
+Paper (Table 2): teacher 0.766, DFAD 0.735 +- 0.008, on the authors' split
+(docs/original-release.md#reports-from-users). Defaults are the original's (#script-defaults);
+its README passes --lr_S 0.05 (scripts/run_caltech101.sh).
 """
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build(args: argparse.Namespace) -> Experiment:
-    """The Caltech101 experiment: networks (in the original's order of construction, which fixes
-    their initial weights), the test set, the objectives and the output names."""
+    """The networks in the original's order (fixing their initial weights), the test set."""
     teacher = load_teacher(torchvision_resnet.resnet34(args.num_classes), args.ckpt)
     student = torchvision_resnet.resnet18(args.num_classes)
     generator = gan.GeneratorB(nz=args.nz, nc=3, img_size=128)

@@ -8,35 +8,26 @@ from __future__ import annotations
 import argparse
 
 from dataset.camvid import CamVid
-from engine.dfad import Experiment, distill
-from engine.dfad_segmentation import (
-    SegmentationCard,
-    build_segmentation,
-    save_images,
-    segmentation_parser,
-)
+from engine import dfad_segmentation
+from engine.dfad import Experiment
 from runtime.cli import run_main
-from runtime.device import setup
 
-CARD = SegmentationCard(script="DFAD_camvid_deeplab.py", title="CamVid", dataset="camvid",
-                        test_batch_size=16, weight_decay=5e-4, gamma=0.1,
-                        decode_target=CamVid.decode_target, images_dir="results/DFAD-camvid")
+CARD = dfad_segmentation.SegmentationCard(
+    script="DFAD_camvid_deeplab.py", title="CamVid", dataset="camvid", test_batch_size=16,
+    weight_decay=5e-4, gamma=0.1, decode_target=CamVid.decode_target,
+    images_dir="results/DFAD-camvid")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    return segmentation_parser(CARD)
+    return dfad_segmentation.get_parser(CARD)
 
 
 def build(args: argparse.Namespace) -> Experiment:
-    return build_segmentation(args, CARD)
+    return dfad_segmentation.build(args, CARD)
 
 
 def main(args: argparse.Namespace) -> list[float]:
-    device = setup(args)
-    exp = build(args)
-    history = distill(args, exp, device)
-    save_images(args, CARD, exp, device)
-    return history
+    return dfad_segmentation.main(args, CARD)
 
 
 if __name__ == "__main__":

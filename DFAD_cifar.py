@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from torch.optim import Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, get_dataloader
@@ -20,19 +19,10 @@ from runtime.cli import help_example, run_main
 from runtime.device import setup
 from runtime.files import load_teacher
 
-# docs/original-release.md#script-defaults: MultiStepLR, gamma 0.1; --step_size plays no part
+# MultiStepLR, gamma 0.1, stepped at epoch start: the LR is already decayed in epochs 100 and 200
+# (docs/original-release.md#script-defaults, #the-training-loop); --step_size plays no part.
 MILESTONES = [100, 200]
-
-
-def teacher_ckpt(dataset: str) -> str:
-    """Where train_teacher.py saves (and the authors' release names) the --dataset's teacher."""
-    return f"checkpoint/teacher/{dataset}-resnet34_8x.pt"
-
-
-def make_scheduler(optimizer: Optimizer) -> MultiStepLR:
-    """Stepped at epoch start, so the LR is already decayed in epochs 100 and 200
-    (docs/original-release.md#the-training-loop)."""
-    return MultiStepLR(optimizer, MILESTONES, gamma=0.1)
+TEACHER = "checkpoint/teacher/{}-resnet34_8x.pt"  # train_teacher.py's (and the release's) name
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -42,7 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
          "log/DFAD-cifar10.{csv,metrics.jsonl,config.json,visdom.log}",
          "results/DFAD-cifar10/latest-<panel>.png"]))
     add_dfad_args(parser, datasets=("cifar10", "cifar100"), model="resnet18_8x",
-                  ckpt=teacher_ckpt("<dataset>"), batch_size=256, test_batch_size=128,
+                  ckpt=TEACHER.format("<dataset>"), batch_size=256, test_batch_size=128,
                   epochs=500, lr_S=0.1, weight_decay=5e-4, nz=256,
                   schedule=f"MultiStepLR({MILESTONES}, 0.1), stepped at the start of each epoch",
                   uses_step_size=False)
@@ -51,11 +41,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build(args: argparse.Namespace) -> Experiment:
-    """The CIFAR experiment: networks (in the original's order of construction, which fixes
-    their initial weights), the test set, the objectives and the output names. Without --ckpt
-    the teacher is the --dataset's; args.ckpt then names it, in the config and the state."""
+    """The networks in the original's order (which fixes their initial weights), the test set,
+    the names. Without --ckpt, the --dataset's teacher (args.ckpt names it in config and state)."""
     if args.ckpt is None:
-        args.ckpt = teacher_ckpt(args.dataset)
+        args.ckpt = TEACHER.format(args.dataset)
         if args.dataset != "cifar10":
             print(f"no --ckpt given: using the {args.dataset} teacher {args.ckpt}")
     num_classes = DATASETS[args.dataset].num_classes
@@ -67,7 +56,8 @@ def build(args: argparse.Namespace) -> Experiment:
         name=f"DFAD-{args.dataset}",
         student_ckpt=f"checkpoint/student/{args.dataset}-resnet18_8x.pt",
         teacher=teacher, student=student, generator=generator, test_loader=test_loader,
-        evaluate=evaluate_classification, metric="acc", make_scheduler=make_scheduler,
+        evaluate=evaluate_classification, metric="acc",
+        make_scheduler=lambda optimizer: MultiStepLR(optimizer, MILESTONES, gamma=0.1),
         panels=ClassificationPanels(Denormalize(CIFAR_MEAN, CIFAR_STD), nz=args.nz),
         visdom_env="DFAD-cifar",
     )

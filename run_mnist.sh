@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
-# The MNIST quick start (docs/original-release.md#the-mnist-quick-start): train the LeNet5 teacher,
-# then distil LeNet5Half without data.
+# The MNIST quick start: train the LeNet5 teacher, then distil LeNet5Half without data.
 # DATA_ROOT=../shared/data bash run_mnist.sh   uses MNIST already on disk (MNIST/raw under it).
-# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
-# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
-# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
-# each script under torchrun with N processes (scripts/common.sh).
+# Other variables (TEACHER_ARGS, DFAD_ARGS, NPROC, FRESH, PYTHON) and re-runs: scripts/common.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA_ROOT=${DATA_ROOT:-data}

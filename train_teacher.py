@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import StepLR
 from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
 from engine.evaluation import evaluate_classification
 from engine.flags import add_teacher_args
-from engine.teacher import TeacherRun, fit_teacher, test_only
+from engine.teacher import TeacherRun, fit_teacher
 from network import lenet, resnet_8x, torchvision_resnet
 from reporting.sample_grids import (
     MINUS_ONE_TO_ONE,
@@ -23,7 +23,6 @@ from runtime.cli import help_example, run_main
 from runtime.device import setup
 from runtime.errors import UserError
 from runtime.files import load_weights
-from runtime.speed import speed_up
 
 MODELS = ("lenet5", "resnet34_8x", "resnet34")
 SEGMENTATION = ("camvid", "nyuv2")  # train_teacher_seg.py's
@@ -50,8 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build(args: argparse.Namespace) -> nn.Module:
-    """The teacher, built after setup(args) seeded (which fixes its initial weights), from
-    --ckpt when given."""
+    """The teacher, built after setup(args) seeded (fixing its initial weights); --ckpt's."""
     if args.dataset in SEGMENTATION:
         raise UserError(f"--dataset {args.dataset} is a segmentation dataset: train its teacher "
                         f"with train_teacher_seg.py --dataset {args.dataset}")
@@ -85,7 +83,6 @@ def main(args: argparse.Namespace) -> float:
     """Train (or with --test_only evaluate) the teacher; returns its best test accuracy."""
     device = setup(args)
     model = build(args)
-    speed_up(args, device, model)
     train_loader, test_loader = get_dataloader(args, train=not args.test_only)
     check_num_classes(test_loader, num_classes(args))
     # Test images shown as they look, whatever Normalize the dataset's loader applied.
@@ -97,8 +94,6 @@ def main(args: argparse.Namespace) -> float:
         loss_fn=F.cross_entropy, evaluate=evaluate_classification, metric="acc",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, 0.1),
         panels=ClassificationPanels(to_unit), visdom_env=f"teacher-{args.dataset}")
-    if args.test_only:
-        return test_only(args, run, model, test_loader, device)
     return fit_teacher(args, run, model, train_loader, test_loader, device)
 
 

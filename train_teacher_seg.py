@@ -1,12 +1,5 @@
 """Train a segmentation teacher, DeepLabV3-ResNet50, on CamVid or NYUv2
-(docs/original-release.md#segmentation-teacher-training).
-
-README commands (docs/original-release.md#segmentation-teacher-training):
-  python train_teacher_seg.py --model deeplabv3_resnet50 --dataset camvid \
-      --data_root ./data/CamVid --scheduler --lr 0.1 --num_classes 11
-  python train_teacher_seg.py --dataset nyuv2 --data_root ./data/NYUv2 --scheduler --lr 0.05 \
-      --num_classes 13
-"""
+(docs/original-release.md#segmentation-teacher-training; the README commands: --help)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +12,7 @@ from dataset.nyu import NYUv2
 from engine.evaluation import evaluate_segmentation
 from engine.flags import add_teacher_args
 from engine.objectives import focal_loss
-from engine.teacher import TeacherRun, fit_teacher, test_only
+from engine.teacher import TeacherRun, fit_teacher
 from network.segmentation import deeplabv3_resnet50
 from network.segmentation.deeplabv3 import DeepLabV3, PretrainedWeightsUnavailable
 from reporting.sample_grids import SegmentationPanels
@@ -27,14 +20,9 @@ from runtime.cli import help_example, positive_float, run_main
 from runtime.device import setup
 from runtime.errors import UserError
 from runtime.files import load_weights
-from runtime.speed import speed_up
 
-# The original also offered segnet_vgg13/16/19; no DFAD experiment uses them, so they are out of
-# scope here.
-MODELS = ("deeplabv3_resnet50",)
-# ASPP dropout while training the teacher (docs/original-release.md#deeplabv3-teacher); DFAD loads
-# it at 0
-TEACHER_DROPOUT = 0.5
+MODELS = ("deeplabv3_resnet50",)  # not the original's segnet_vgg*: no DFAD experiment uses them
+TEACHER_DROPOUT = 0.5  # in training; 0 in DFAD (docs/original-release.md#deeplabv3-teacher)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -93,7 +81,6 @@ def main(args: argparse.Namespace) -> float:
     train_loader, test_loader = get_dataloader(args, train=not args.test_only)
     check_num_classes(test_loader, num_classes(args))
     model = build(args)
-    speed_up(args, device, model)
     decode_target = CamVid.decode_target if args.dataset == "camvid" else NYUv2.decode_target
     run = TeacherRun(
         name=f"teacher-{args.dataset}-{args.model}",
@@ -101,8 +88,6 @@ def main(args: argparse.Namespace) -> float:
         loss_fn=focal_loss, evaluate=evaluate_segmentation, metric="mIoU",
         make_scheduler=lambda optimizer: StepLR(optimizer, args.step_size, args.gamma),
         panels=SegmentationPanels(decode_target), visdom_env=f"teacher-seg-{args.dataset}")
-    if args.test_only:
-        return test_only(args, run, model, test_loader, device)
     return fit_teacher(args, run, model, train_loader, test_loader, device)
 
 

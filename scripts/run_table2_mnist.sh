@@ -1,17 +1,9 @@
 #!/usr/bin/env bash
 # Table 2, MNIST column: the LeNet5 teacher once, then KD-ORI, RANDOM, DAFL and DFAD for each seed,
-# then the table (paper beside ours) and the accuracy curves.
-#
+# each in RUNS/<method>-s<seed> (a finished one skipped, a stopped one resumed), then the table.
 #   DATA_ROOT=/path/to/datasets bash scripts/run_table2_mnist.sh     # MNIST/raw under DATA_ROOT
 #   SEEDS=1 TEACHER_ARGS="--epochs 1" bash scripts/run_table2_mnist.sh --epochs 1 --epoch_itrs 2
-#                                                                      # a smoke run of it all
-# Extra arguments go to every method's training script; TEACHER_ARGS to the teacher (whose flags
-# differ). The teacher is checkpoint/teacher/mnist-lenet5.pt, trained with the README command
-# when absent (a stopped one continues: scripts/common.sh run_step). Each (method, seed) runs in
-# its own folder RUNS/<method>-s<seed> (default RUNS=runs/table2-mnist), so checkpoints never
-# collide; a finished one is skipped, a stopped one (Ctrl-C, SIGTERM, a lost session) continues
-# with --resume when the script is run again. METHODS picks rows (default "KD_ORI RANDOM DAFL
-# DFAD"), TEACHER another teacher file, PYTHON the interpreter.
+# Extra arguments go to every method; RUNS, SEEDS, METHODS, TEACHER: docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -19,10 +11,7 @@ DATA_ROOT=$(realpath -m "${DATA_ROOT:-data}")
 RUNS=$(realpath -m "${RUNS:-runs/table2-mnist}")
 SEEDS=${SEEDS:-1 2 3}
 METHODS=${METHODS:-KD_ORI RANDOM DAFL DFAD}
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python3; fi
-fi
-source scripts/common.sh
+source scripts/common.sh  # PYTHON, TEACHER_FLAGS, run_step
 TEACHER=$(realpath -m "${TEACHER:-$REPO/checkpoint/teacher/mnist-lenet5.pt}")
 
 if [ "$TEACHER" != "$REPO/checkpoint/teacher/mnist-lenet5.pt" ]; then
