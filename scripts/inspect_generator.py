@@ -8,8 +8,11 @@ and its most confident ones. Segmentation: image / teacher prediction pairs, and
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python scripts/inspect_...py`
 
 import numpy as np
 import torch
