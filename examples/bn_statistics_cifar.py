@@ -25,7 +25,7 @@ from torch import nn
 import DFAD_cifar
 from engine.dfad import Experiment, distill
 from engine.objectives import Terms, generator_mae
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.device import setup
 
 
@@ -54,6 +54,12 @@ class BatchNormStatistics:
 def get_parser() -> argparse.ArgumentParser:
     parser = DFAD_cifar.get_parser()
     parser.description = "DFAD CIFAR with DeepInversion's BatchNorm-statistics term"
+    parser.epilog = help_example(
+        ".venv/bin/python examples/bn_statistics_cifar.py --dataset cifar10 --scheduler "
+        "--bn_weight 0.1 --data_root data",
+        ["checkpoint/student/<dataset>-resnet18_8x-bn{,-generator,-state}.pt",
+         "log/DFAD-<dataset>-bn.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-<dataset>-bn/latest-<panel>.png"])["epilog"]
     parser.add_argument("--bn_weight", type=float, default=0.1,
                         help="weight of the BatchNorm-statistics term (default: 0.1)")
     return parser

@@ -25,7 +25,7 @@ from engine.dfad import Experiment, distill
 from engine.evaluation import evaluate_classification
 from network import gan
 from reporting.sample_grids import MNIST_TO_UNIT, ClassificationPanels
-from runtime.cli import run_main
+from runtime.cli import help_example, run_main
 from runtime.device import setup
 from runtime.files import load_teacher
 
@@ -52,6 +52,12 @@ class MyStudent(MyTeacher):
 def get_parser() -> argparse.ArgumentParser:
     parser = DFAD_mnist.get_parser()
     parser.description = "DFAD MNIST with your own teacher and student"
+    parser.epilog = help_example(
+        ".venv/bin/python examples/own_pair_mnist.py --ckpt "
+        "checkpoint/teacher/mnist-my_teacher.pt --data_root data",
+        ["checkpoint/student/mnist-my_student{,-generator,-state}.pt",
+         "log/DFAD-mnist-my_student.{csv,metrics.jsonl,config.json,visdom.log}",
+         "results/DFAD-mnist-my_student/latest-<panel>.png"])["epilog"]
     parser.set_defaults(ckpt="checkpoint/teacher/mnist-my_teacher.pt")
     return parser
 

@@ -5,6 +5,7 @@ still going (or stopped, to be resumed) is reported with how far it got."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,11 +47,13 @@ def accuracies(path: Path) -> dict[str | None, dict[int, float]]:
 
 def collect(root: Path, prefix: str) -> Runs:
     """Every run of `prefix` under `root` (searched recursively, `log/` folders only)."""
-    runs = Runs()
+    runs, settings = Runs(), {}
     for log in sorted({path.parent for path in root.rglob(f"log/{prefix}-mnist.*")}):
         csv_path, config = log / f"{prefix}-mnist.csv", log / f"{prefix}-mnist.config.json"
         finished = read_csv_runs(csv_path) if csv_path.is_file() else []
-        runs.finished += [run.values for run in finished]
+        for run in finished:  # runs that differ in anything but the seed are never pooled
+            key = json.dumps({k: v for k, v in run.flags.items() if k != "seed"}, sort_keys=True)
+            settings.setdefault(key, []).append(run.values)
         configs = json.loads(config.read_text()) if config.is_file() else {}
         metrics = log / f"{prefix}-mnist.metrics.jsonl"
         for run_id, accs in (accuracies(metrics) if metrics.is_file() else {}).items():
@@ -58,6 +61,12 @@ def collect(root: Path, prefix: str) -> Runs:
                 runs.unfinished.append((configs.get(run_id, {}).get("epochs"), accs))
         runs.epoch_itrs = runs.epoch_itrs or next((c["epoch_itrs"] for c in configs.values()
                                                    if "epoch_itrs" in c), None)
+    if settings:
+        runs.finished = max(settings.values(), key=len)
+        others = sum(map(len, settings.values())) - len(runs.finished)
+        if others:
+            print(f"warning: {prefix}: {others} finished run(s) with other flags left out of the "
+                  f"table (get_results.py --log <its csv> shows each setting)", file=sys.stderr)
     return runs
 
 

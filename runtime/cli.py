@@ -107,8 +107,10 @@ def run_main(get_parser: Callable[[], argparse.ArgumentParser],
             print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("\nstopped (Ctrl-C): the state file holds the last complete epoch; the same "
-              "command with --resume continues from it", file=sys.stderr)
+        if devices.is_main():
+            print("\nstopped (Ctrl-C): the state file holds the last complete epoch; the same "
+                  "command with --resume continues from it (a row script: run it again)",
+                  file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     finally:
         devices.cleanup()

@@ -112,8 +112,14 @@ class RunState:
             raise UserError(f"{path} is not a resumable state file (a plain checkpoint? use "
                             "--ckpt or --stu_ckpt)")
         done, epochs = saved["epochs_done"], saved["config"].get("epochs", 0)
-        target = self.args.epochs if self.args.resume is not None else epochs
-        if done >= target:
+        missing = [name for name in self.parts if name not in saved]
+        if missing:
+            raise UserError(f"{path} holds no {', '.join(missing)}: it is another script's "
+                            "state; resume with this run's own -state.pt")
+        if self.args.resume is not None and self.args.epochs < done:
+            raise UserError(f"--epochs {self.args.epochs} is below the {done} epochs {path} has "
+                            "done: a resume may train longer, never shorter")
+        if done >= (self.args.epochs if self.args.resume is not None else epochs):
             print(f"finished before: {done} of {epochs} epochs, best {saved['best']:.4f} "
                   f"(run {saved['run_id']}, state {path}): nothing to do (--resume --epochs N "
                   "trains it longer)")
@@ -132,16 +138,9 @@ class RunState:
         if changed:
             raise UserError(f"{path} belongs to a run with other flags ({', '.join(changed)}): "
                             "resume with the run's own flags")
-        if self.args.epochs < saved["epochs_done"]:
-            raise UserError(f"--epochs {self.args.epochs} is below the {saved['epochs_done']} "
-                            f"epochs {path} has done: a resume may train longer, never shorter")
         if saved.get("teacher_sha256") != self.teacher_sha256:
             raise UserError(f"--ckpt {self.args.ckpt} is not the teacher {path} was trained "
                             "with (its content differs): resume with the run's own teacher")
-        missing = [name for name in self.parts if name not in saved]
-        if missing:
-            raise UserError(f"{path} holds no {', '.join(missing)}: it is another script's "
-                            "state; resume with this run's own -state.pt")
         for name, part in self.parts.items():
             part.load_state_dict(saved[name])
         for scheduler, state in zip(self.schedulers, saved["schedulers"], strict=True):

@@ -11,6 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
+    if len(sys.argv) < 2 or not sys.argv[1].endswith(".py"):
+        sys.exit(__doc__.strip().splitlines()[-1].strip())
     script, *flags = sys.argv[1:]
     parser = importlib.import_module(Path(script).stem).get_parser()
     parser.error = lambda message: parser.exit(  # type: ignore[method-assign]

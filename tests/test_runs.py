@@ -170,6 +170,14 @@ def test_a_finished_run_run_again_or_resumed_writes_nothing(work, capsys):
     assert len(read_csv_runs("log/DFAD-mnist.csv")) == 1
 
 
+def test_a_resume_to_fewer_epochs_than_done_is_refused(work, capsys):
+    run("--epochs", "2")
+    before = snapshot(work)
+    code, _, err = run_cli(capsys, "--resume", "--epochs", "1")
+    assert code == 1 and one_line(err) and "below the 2 epochs" in err
+    assert snapshot(work) == before
+
+
 def test_a_best_checkpoint_without_its_state_is_refused(work, capsys):
     Path(BEST).parent.mkdir(parents=True)
     torch.save(LeNet5Half().state_dict(), BEST)

@@ -8,7 +8,6 @@ files actually written under `root` and installs them on the classes for the dur
 original sums are restored afterwards. With the sums registered, `download=True` (what
 `dataloader.py` passes, docs/original-release.md#datasets-and-on-disk-layouts) finds the files
 intact and never touches the network.
-`tests/helpers/run_with_tiny_cifar.py` does the same inside a subprocess before running a script.
 """
 from __future__ import annotations
 
