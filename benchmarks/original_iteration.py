@@ -5,9 +5,9 @@ schedule, test passes), written as plainly as they were
 None of this repository's speed-ups: NCHW as the networks come, the teacher's weights taking
 gradients, the student step's generator pass recording autograd and detached afterwards, the
 student collecting gradients it never applies in the generator step. benchmarks/benchmark.py
-times it as the baseline ("reference"), and tests/test_speed.py holds the engine to it: within
-rounding by default, bit for bit under --original_numerics; tests/test_exactness.py holds
-whole --original_numerics runs to `original_dfad` and `original_teacher`.
+times it as the baseline ("reference"); tests/test_original_numerics.py holds the engine to it,
+within rounding by default and bit for bit under --original_numerics through whole runs
+(`original_dfad`), and tests/test_teachers.py the teacher (`original_teacher`).
 """
 from __future__ import annotations
 

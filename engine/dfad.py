@@ -30,7 +30,7 @@ from reporting.run_logger import DrawPanels, RunLogger, format_metrics, log_poin
 from runtime import device as devices
 from runtime import original_numerics
 from runtime.errors import UserError
-from runtime.files import companion_path, load_weights, save_atomic
+from runtime.files import companion_path, load_weights
 from runtime.speed import Precision, optimizer_options, speed_up
 from runtime.state import RunState, begin, run_flags, step_schedulers
 
@@ -183,6 +183,8 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
             metrics, health_values = evaluate_epoch(args, exp, health, epoch, device)
             end_epoch(args, exp, state, logger, epoch, metrics, losses, health_values, start,
                       lr)
+    if devices.is_main():
+        print(f"Best {exp.metric}={state.best:.6f}")  # the original's last line
     return state.history
 
 
@@ -207,24 +209,25 @@ def evaluate_epoch(args: argparse.Namespace, exp: Experiment, health: GeneratorH
 def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger: RunLogger,
               epoch: int, metrics: dict[str, float], losses: dict[str, float], health: dict,
               start: float, lr: float | None = None) -> None:
-    """Rank 0, after each evaluation: a new best student (and its generator, when it has
-    weights) under the original names, the CSV row after the last epoch, the state, the log.
+    """Rank 0, after each evaluation: the log, the CSV row after the last epoch, then the state
+    with a new best student (and its generator, when it has weights) under the original names,
+    in one atomic group. A kill before the state redoes the epoch (its log line and row again).
     `lr`: the student's LR this epoch trained with (default: the optimizer's now)."""
-    if state.end_epoch(metrics[exp.metric]):  # the pair is replaced both or neither
-        trained = any(True for _ in exp.generator.parameters())  # not a KD input source
-        save_atomic((exp.student.state_dict(), exp.student_ckpt),
-                    *([(exp.generator.state_dict(), companion_path(exp.student_ckpt,
-                                                                   "generator"))]
-                      if trained else []))
-    if epoch == args.epochs:  # the row first: a kill before the state redoes the epoch
-        teacher = {"teacher_sha256": state.teacher_sha256[:16]} if state.teacher_sha256 else {}
-        append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id,
-                       {**run_flags(args), **teacher})  # runs of other teachers never pool
-    state.save()
+    best = []
+    if state.end_epoch(metrics[exp.metric]):
+        best.append((exp.student.state_dict(), exp.student_ckpt))
+        if any(True for _ in exp.generator.parameters()):  # not a KD input source
+            best.append((exp.generator.state_dict(),
+                         companion_path(exp.student_ckpt, "generator")))
     if lr is None:
         lr = state.parts["optimizer_S"].param_groups[0]["lr"]
     logger.epoch(epoch, exp.metric, metrics, losses, health, state, lr,
                  time.perf_counter() - start)
+    if epoch == args.epochs:
+        teacher = {"teacher_sha256": state.teacher_sha256[:16]} if state.teacher_sha256 else {}
+        append_csv_row(f"log/{exp.name}.csv", state.history, state.run_id,
+                       {**run_flags(args), **teacher})  # runs of other teachers never pool
+    state.save(*best)
     device = next(exp.student.parameters()).device
     logger.samples(exp.test_loader, device, exp.student, exp.teacher, exp.generator)
 

@@ -21,7 +21,7 @@ from reporting.run_logger import DrawPanels, RunLogger, format_metrics
 from runtime import device as devices
 from runtime import original_numerics
 from runtime.errors import UserError
-from runtime.files import companion_path, load_weights, save_atomic
+from runtime.files import companion_path, load_weights
 from runtime.speed import Precision, optimizer_options, speed_up
 from runtime.state import RunState, begin, step_schedulers
 
@@ -116,11 +116,9 @@ def fit_teacher(args: argparse.Namespace, run: TeacherRun, model: nn.Module,
         # Every rank records rank 0's metric, so each holds the same history and best.
         is_best = state.end_epoch(devices.from_main(metrics.get(run.metric, 0.0), device))
         if devices.is_main():
-            if is_best:
-                save_atomic((model.state_dict(), run.ckpt))
-            state.save()
             logger.epoch(epoch, run.metric, metrics, {"train_loss": train_loss}, {}, state,
                          optimizer.param_groups[0]["lr"], time.perf_counter() - start)
+            state.save(*([(model.state_dict(), run.ckpt)] if is_best else []))
             logger.samples(test_loader, device, model)
     print(f"Best {run.metric}={state.best:.6f}")
     return state.best

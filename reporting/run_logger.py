@@ -39,8 +39,9 @@ class RunLogger:
     def __init__(self, args: argparse.Namespace, run: str, env: str, draw: DrawPanels | None,
                  state: RunState) -> None:
         log_path = Path("log") / f"{run}.visdom.log"
-        if state.epochs_done == 0:  # a resumed run appends: a replay shows the whole run
-            log_path.unlink(missing_ok=True)
+        if state.epochs_done == 0 and log_path.exists() and not args.no_visdom:
+            # an earlier run's plots are kept; a resumed run appends: a replay shows one run
+            log_path.rename(f"{log_path}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         self.plotter = VisdomPlotter(env=args.visdom_env or env or run, port=args.visdom_port,
                                      server=args.visdom_server, log_path=log_path,
                                      enabled=not args.no_visdom, resumed=state.epochs_done > 0)

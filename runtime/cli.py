@@ -57,8 +57,8 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=checked(int, lambda value: 0 <= value < 2**32, "0 to 2**32 - 1"),
         default=1, help="random seed, 0 to 2**32 - 1 (default: 1)")
     add("--num_workers", type=int_at_least(0), default=default_num_workers(),
-        help="data loader workers per process, started once and kept for the whole run; 0 loads "
-             "in the main process (default: the CPUs this process may use, divided among "
+        help="data loader workers per process, started for each pass as the original's; 0 "
+             "loads in the main process (default: the CPUs this process may use, divided among "
              "torchrun's processes on this machine, at most 8: %(default)s here)")
     add("--log-interval", "--log_interval", dest="log_interval", type=int_at_least(1),
         default=10, help="iterations between log lines (default: 10)")

@@ -5,8 +5,8 @@ here or in runtime/speed.py (which does nothing under this flag): NCHW layouts, 
 upsample + convolution, unfused optimizers, and evaluations that draw from the training stream
 what the original's test() drew (docs/original-release.md#rng-across-evaluations): its MNIST and
 CIFAR test loaders shuffled with --batch_size, and DFAD's latent batch per test batch.
-benchmarks/original_iteration.py is the original, written plainly; tests/test_exactness.py
-holds whole runs to it.
+benchmarks/original_iteration.py is the original, written plainly;
+tests/test_original_numerics.py holds whole runs to it.
 """
 from __future__ import annotations
 

@@ -48,15 +48,18 @@ RUN_CONTROL = frozenset({
 
 
 SIMPLE = (int, float, str, bool, type(None))
+OPTIONAL = ("health",)  # parts a state may lack: --health_batch 0 measures none
 
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags a run records: values that JSON and torch.load(weights_only=True) read back,
-    lists of them (an nargs flag) included, so a new flag of any kind is checked at resume."""
-    return {k: list(v) if isinstance(v, (list, tuple)) else v
-            for k, v in sorted(vars(args).items())
-            if isinstance(v, SIMPLE) or (isinstance(v, (list, tuple))
-                                         and all(isinstance(x, SIMPLE) for x in v))}
+    """Every flag, in values that JSON and torch.load(weights_only=True) read back: lists of
+    plain values as lists, anything else (a Path, say) as its text."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v if isinstance(v, SIMPLE) else str(v)
+
+    return {k: plain(v) for k, v in sorted(vars(args).items())}
 
 
 def run_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,6 +104,9 @@ class RunState:
     def start(self) -> bool:
         """Resume, start, or refuse; False: the run finished before and nothing is written."""
         path = self.args.resume or self.path
+        if self.args.resume and Path(self.path).exists() and Path(path) != Path(self.path):
+            raise UserError(f"{self.path} holds another run's state: move it aside to resume "
+                            f"from {path} here")
         if self.args.resume is None and not Path(path).is_file():
             left = [f for f in self.best_files if Path(f).is_file()]
             if left:
@@ -111,11 +117,8 @@ class RunState:
         if not isinstance(saved, dict) or "rng" not in saved or "epochs_done" not in saved:
             raise UserError(f"{path} is not a resumable state file (a plain checkpoint? use "
                             "--ckpt or --stu_ckpt)")
+        self._check(saved, path)
         done, epochs = saved["epochs_done"], saved["config"].get("epochs", 0)
-        missing = [name for name in self.parts if name not in saved]
-        if missing:
-            raise UserError(f"{path} holds no {', '.join(missing)}: it is another script's "
-                            "state; resume with this run's own -state.pt")
         if self.args.resume is not None and self.args.epochs < done:
             raise UserError(f"--epochs {self.args.epochs} is below the {done} epochs {path} has "
                             "done: a resume may train longer, never shorter")
@@ -128,21 +131,30 @@ class RunState:
         if self.args.resume is None:
             raise UserError(f"{path} holds a stopped run ({done} of {epochs} epochs): add "
                             "--resume to continue it, or move it aside to start over")
-        self._load(saved, path)
+        self._load(saved)
         print(f"resumed from {path}: {done} epochs done, best {self.best:.4f}")
         return True
 
-    def _load(self, saved: dict[str, Any], path: str) -> None:
+    def _check(self, saved: dict[str, Any], path: str) -> None:
+        """Is `saved` this run: this script's, these flags (the epochs aside), this teacher?"""
+        missing = [name for name in self.parts if name not in saved and name not in OPTIONAL]
+        if missing:
+            raise UserError(f"{path} holds no {', '.join(missing)}: it is another script's "
+                            "state; resume with this run's own -state.pt")
         changed = [f"--{k} {saved['config'].get(k)} -> {v}" for k, v in run_flags(self.args).items()
                    if k not in ("epochs", "processes") and saved["config"].get(k) != v]
         if changed:
             raise UserError(f"{path} belongs to a run with other flags ({', '.join(changed)}): "
-                            "resume with the run's own flags")
+                            "resume with the run's own flags, or move it aside (or run from "
+                            "another folder) to start a new run")
         if saved.get("teacher_sha256") != self.teacher_sha256:
             raise UserError(f"--ckpt {self.args.ckpt} is not the teacher {path} was trained "
                             "with (its content differs): resume with the run's own teacher")
+
+    def _load(self, saved: dict[str, Any]) -> None:
         for name, part in self.parts.items():
-            part.load_state_dict(saved[name])
+            if name in saved:  # an optional part (--health_batch changed) starts afresh
+                part.load_state_dict(saved[name])
         for scheduler, state in zip(self.schedulers, saved["schedulers"], strict=True):
             scheduler.load_state_dict(state)
         self.epochs_done, self.best = saved["epochs_done"], saved["best"]
@@ -158,16 +170,17 @@ class RunState:
             return True
         return False
 
-    def save(self) -> None:
-        """Rank 0 writes the state (the ranks hold the same weights)."""
+    def save(self, *best: tuple[object, str]) -> None:
+        """Rank 0 writes the state (the ranks hold the same weights), with a new best
+        checkpoint's files in the same atomic group: no best file without its state."""
         if not devices.is_main():
             return
         state = {name: part.state_dict() for name, part in self.parts.items()}
-        save_atomic(({**state, "schedulers": [s.state_dict() for s in self.schedulers],
-                      "rng": capture_rng(), "config": config_of(self.args),
-                      "epochs_done": self.epochs_done, "best": self.best,
-                      "history": self.history, "run_id": self.run_id,
-                      "teacher_sha256": self.teacher_sha256}, self.path))
+        save_atomic(*best, ({**state, "schedulers": [s.state_dict() for s in self.schedulers],
+                             "rng": capture_rng(), "config": config_of(self.args),
+                             "epochs_done": self.epochs_done, "best": self.best,
+                             "history": self.history, "run_id": self.run_id,
+                             "teacher_sha256": self.teacher_sha256}, self.path))
 
     def write_config(self, path: str | Path) -> None:
         """Print the config once and add it to `path`, which keeps every run's by run id."""

@@ -2,6 +2,7 @@
 the refusals that keep a run's files, the lock, the configs kept, --test_only."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,6 +177,30 @@ def test_a_resume_to_fewer_epochs_than_done_is_refused(work, capsys):
     code, _, err = run_cli(capsys, "--resume", "--epochs", "1")
     assert code == 1 and one_line(err) and "below the 2 epochs" in err
     assert snapshot(work) == before
+
+
+def test_another_setting_after_a_finished_run_is_refused_not_skipped(work, capsys):
+    run("--epochs", "1")
+    before = snapshot(work)
+    for again in ([], ["--resume"]):
+        code, out, err = run_cli(capsys, "--epochs", "1", "--seed", "2", *again)
+        assert code == 1 and one_line(err) and "--seed 1 -> 2" in err
+        assert "finished before" not in out and snapshot(work) == before
+
+
+def test_resume_from_another_state_file_never_overwrites_this_runs_state(work, capsys):
+    run("--epochs", "1")
+    Path("elsewhere").mkdir()
+    shutil.copy(STATE, "elsewhere/x-state.pt")
+    before = snapshot(work)
+    code, _, err = run_cli(capsys, "--epochs", "2", "--resume", "elsewhere/x-state.pt")
+    assert code == 1 and one_line(err) and "move it aside" in err
+    assert snapshot(work) == before
+
+
+def test_a_resume_may_change_the_health_batch(work):
+    run("--epochs", "1", "--health_batch", "0")
+    assert len(run("--epochs", "2", "--resume")) == 2  # now measured, from a fresh batch
 
 
 def test_a_best_checkpoint_without_its_state_is_refused(work, capsys):

@@ -127,13 +127,15 @@ def test_without_a_server_one_warning_and_a_log_that_replays_the_resumed_run(ser
                                                                             capsys):
     log = Path("log/DFAD-mnist.visdom.log")
     log.parent.mkdir()
-    log.write_text("an earlier run's plots\n")  # a new run starts its log afresh
+    log.write_text("an earlier run's plots\n")  # kept aside: a new run starts its own log
     port = str(free_port())
     run_dfad_mnist("--epochs", "1", "--visdom_port", port, "--visdom_env", "replayed")
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "not reachable" in lines[0] and str(log) in lines[0], lines
     run_dfad_mnist("--epochs", "2", "--resume", "--visdom_port", port, "--visdom_env", "replayed")
     assert "an earlier run" not in log.read_text()
+    (kept,) = log.parent.glob("DFAD-mnist.visdom.log.old-*")
+    assert kept.read_text() == "an earlier run's plots\n"
     client(server).replay_log(str(log))
     assert_plots_of_two_epochs(server, "replayed")  # epoch 1 before the resume, epoch 2 after
 
