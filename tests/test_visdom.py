@@ -3,11 +3,15 @@ DFAD_mnist run's plots arrive live; without a server, one warning and a log that
 resumed run's epochs included; a server dying mid-run; no visdom at all."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -168,3 +172,33 @@ def test_without_visdom_the_plotter_warns_once_and_does_nothing(tmp_path, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "visdom is not installed" in err[0]
     assert not (tmp_path / "x.log").exists()
+
+
+@pytest.mark.slow
+def test_the_page_and_every_asset_are_served_without_a_cdn(tmp_path):
+    """scripts/install.sh installs visdom's static files from the npm registry: the real server
+    entry point (its download step included) then serves a page that needs no CDN."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: scripts/visdom_offline_assets.py needs it")
+    result = subprocess.run([sys.executable, str(REPO / "scripts/visdom_offline_assets.py")],
+                            capture_output=True, text=True, timeout=300, env=ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    proc, port = start_server(tmp_path, download_step=True)
+    try:
+        base = f"http://127.0.0.1:{port}/env/main"
+        with urllib.request.urlopen(base, timeout=10) as response:
+            page = response.read().decode()
+        urls = []  # what the page loads: scripts and stylesheets (visdom's own icon link aside)
+        parser = HTMLParser()
+        parser.handle_starttag = lambda tag, attrs: urls.extend(  # type: ignore[method-assign]
+            v for k, v in attrs if (tag, k) in (("script", "src"), ("link", "href"))
+            and ("rel", "icon") not in attrs)
+        parser.feed(page)
+        assert not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+        local = [u for u in urls if u.startswith("/static/")]
+        assert len(local) >= 15, urls
+        for url in local:  # as a browser asks them: /static/../user/style.css is /user/style.css
+            with urllib.request.urlopen(urljoin(base, url), timeout=10) as response:
+                assert response.status == 200 and (response.read() or "/user/" in url), url
+    finally:
+        stop_server(proc)
