@@ -16,6 +16,7 @@ import train_teacher
 import train_teacher_seg
 from benchmarks.original_iteration import original_teacher
 from dataloader import DATASETS
+from engine.objectives import focal_loss
 from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from runtime.cli import run_main
@@ -160,20 +161,31 @@ def closed_port() -> int:
 
 
 @pytest.mark.slow
-def test_segmentation_teacher_writes_its_files(tmp_path, monkeypatch):
-    """One epoch of DeepLabV3-ResNet50 on a tiny CamVid; no visdom server: its log instead."""
+def test_segmentation_teacher_is_the_original_and_writes_its_files(tmp_path, monkeypatch):
+    """Two epochs of DeepLabV3-ResNet50 (dropout, focal loss, mIoU) on a tiny CamVid with a
+    StepLR milestone, under --original_numerics: the original's history and weights; no visdom
+    server: its log instead."""
     write_tiny_camvid(tmp_path / "data" / "CamVid")
     monkeypatch.chdir(tmp_path)
     args = train_teacher_seg.get_parser().parse_args(
-        ["--dataset", "camvid", "--data_root", "data/CamVid", "--no_pretrained", "--epochs", "1",
-         "--batch_size", "2", "--test_batch_size", "2", "--device", "cpu", "--num_workers", "0",
+        ["--dataset", "camvid", "--data_root", "data/CamVid", "--no_pretrained", "--epochs", "2",
+         "--batch_size", "2", "--test_batch_size", "2", "--scheduler", "--step_size", "1",
+         "--original_numerics", "--device", "cpu", "--num_workers", "0",
          "--visdom_port", str(closed_port())])
     best = train_teacher_seg.main(args)
     stem = "camvid-deeplabv3_resnet50"
     state = torch.load(f"checkpoint/teacher/{stem}-state.pt", weights_only=True)
-    assert state["epochs_done"] == 1 and state["best"] == best == state["history"][0] > 0
-    model: nn.Module = deeplabv3_resnet50(11)
-    model.load_state_dict(torch.load(f"checkpoint/teacher/{stem}.pt", weights_only=True))
+    train = DataLoader(DATASETS["camvid"].build("data/CamVid", True, False), batch_size=2,
+                       shuffle=True)
+    test = DataLoader(DATASETS["camvid"].build("data/CamVid", False, False), batch_size=2)
+    theirs, model = original_teacher(
+        args, lambda: deeplabv3_resnet50(11, dropout_p=0.5, pretrained_backbone=False), train,
+        test, focal_loss, "mIoU", args.gamma, CPU)
+    assert state["history"] == theirs and best == max(theirs) > 0
+    assert all(torch.equal(a, b) for a, b in zip(state["model"].values(),
+                                                 model.state_dict().values(), strict=True))
+    loaded: nn.Module = deeplabv3_resnet50(11)
+    loaded.load_state_dict(torch.load(f"checkpoint/teacher/{stem}.pt", weights_only=True))
     for suffix in ("metrics.jsonl", "config.json", "visdom.log"):
         assert Path(f"log/teacher-{stem}.{suffix}").stat().st_size > 0, suffix
     assert Path(f"results/teacher-{stem}/latest-pred.png").is_file()
