@@ -83,4 +83,5 @@ def run_epochs(args: argparse.Namespace, exp: Experiment, device: torch.device,
                 logged = log_point(losses, epoch, i, args, logger)
         metrics, gauges = evaluate_epoch(args, exp, health, epoch, device, test_latents=False)
         end_epoch(args, exp, state, logger, epoch, metrics, logged, gauges, start_time)
+    print(f"Best {exp.metric}={state.best:.6f}")
     return state.history
