@@ -37,12 +37,14 @@ def add_dfad_args(parser: argparse.ArgumentParser, *, datasets: Sequence[str], m
         help="generator Adam learning rate (default: 1e-3)")
     add("--nz", type=int_at_least(1), default=nz,
         help="latent size of the generator (default: %(default)s)")
-    compat = parser.add_argument_group(COMPAT_TITLE)
-    compat.add_argument("--momentum", type=float, default=0.9,
+    compat = parser.add_argument_group(COMPAT_TITLE)  # dest "ignored_*": not a run flag
+    compat.add_argument("--momentum", type=float, default=0.9, dest="ignored_momentum",
+                        metavar="MOMENTUM",
                         help="the student's SGD momentum is fixed at 0.9 as in the original "
                              "(docs/original-release.md#hard-coded-momentum-and-odd-defaults)")
     if not uses_step_size:
         compat.add_argument("--step_size", type=int_at_least(1), default=100,
+                            dest="ignored_step_size", metavar="STEP_SIZE",
                             help="this script's --scheduler has fixed milestones "
                                  "(docs/original-release.md#ignored-and-decorative-flags)")
     add_health_args(parser)

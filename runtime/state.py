@@ -38,8 +38,9 @@ from runtime.files import (
 )
 
 # Flags that steer a run without changing its numbers: a resume may change them and a results
-# row leaves them out (the teacher is compared by content). Every other flag, a new one
-# included, is part of what the run is: checked at resume, recorded in its row.
+# row leaves them out (the teacher is compared by content), as it does the flags a script accepts
+# for compatibility only (dest "ignored_<flag>"). Every other flag, a new one included, is part
+# of what the run is: checked at resume, recorded in its row.
 RUN_CONTROL = frozenset({
     "epochs", "resume", "test_only", "device", "no_cuda", "num_workers", "log_interval",
     "download", "data_root", "ckpt", "visdom_port", "visdom_server", "visdom_env", "no_visdom",
@@ -65,7 +66,8 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
 def run_flags(args: argparse.Namespace) -> dict[str, Any]:
     """What defines a run (its results row): every flag but the run-control ones, the epochs
     and the number of processes."""
-    return {**{k: v for k, v in config_of(args).items() if k not in RUN_CONTROL},
+    return {**{k: v for k, v in config_of(args).items()
+               if k not in RUN_CONTROL and not k.startswith("ignored_")},
             "epochs": args.epochs, "processes": devices.world_size()}
 
 

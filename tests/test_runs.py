@@ -198,6 +198,13 @@ def test_resume_from_another_state_file_never_overwrites_this_runs_state(work, c
     assert snapshot(work) == before
 
 
+def test_a_flag_accepted_for_compatibility_only_is_no_run_flag(work):
+    run("--epochs", "1", "--momentum", "0.5")  # ignored: the student's momentum is fixed
+    assert len(run("--epochs", "2", "--resume")) == 2
+    (row,) = read_csv_runs("log/DFAD-mnist.csv")
+    assert "lr_S" in row.flags and not any("momentum" in k for k in row.flags)
+
+
 def test_a_resume_may_change_the_health_batch(work):
     run("--epochs", "1", "--health_batch", "0")
     assert len(run("--epochs", "2", "--resume")) == 2  # now measured, from a fresh batch
