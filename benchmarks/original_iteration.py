@@ -23,8 +23,8 @@ from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
+from dataset.image_label_pairs import IGNORE_INDEX
 from engine.dfad import STUDENT_MOMENTUM, STUDENT_STEPS_PER_ITERATION
-from engine.objectives import IGNORE_INDEX
 from utils.stream_metrics import StreamSegMetrics
 
 # (student logits, teacher logits) -> the generator's loss, as the original wrote it

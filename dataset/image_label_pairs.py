@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from engine.objectives import IGNORE_INDEX
+IGNORE_INDEX = 255  # the label of unlabelled pixels in CamVid and NYUv2
 
 Transforms = Callable[[Image.Image, Image.Image], tuple[Any, Any]]
 

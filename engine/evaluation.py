@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from engine.objectives import IGNORE_INDEX
+from dataset.image_label_pairs import IGNORE_INDEX
 from utils.stream_metrics import StreamSegMetrics
 
 # (model, test loader, device) -> metrics; the run's recipe names the one that selects the best.

@@ -9,10 +9,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dataset.image_label_pairs import IGNORE_INDEX
+
 Terms = dict[str, torch.Tensor]
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], "torch.Tensor | Terms"]
 
-IGNORE_INDEX = 255  # the label of unlabelled pixels in CamVid and NYUv2
 
 
 def student_l1(x: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

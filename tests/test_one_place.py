@@ -24,8 +24,8 @@ def test_the_ignore_index_is_one_named_constant():
     literal = [f"{p.relative_to(REPO)}: {line.strip()}" for p in PRODUCT
                for line in p.read_text().splitlines()
                if re.search(r"\b255\b", line) and "ignore" in line.lower()]
-    assert literal == ["engine/objectives.py: IGNORE_INDEX = 255  # the label of unlabelled "
-                       "pixels in CamVid and NYUv2"]
+    assert literal == ["dataset/image_label_pairs.py: IGNORE_INDEX = 255  # the label of "
+                       "unlabelled pixels in CamVid and NYUv2"]
 
 
 def test_the_teacher_flags_are_declared_once():

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.objectives import IGNORE_INDEX
+from dataset.image_label_pairs import IGNORE_INDEX
 
 
 def _nanmean(values: np.ndarray) -> float:
