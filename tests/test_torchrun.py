@@ -31,8 +31,33 @@ def torchrun(script: str | Path, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+# DFAD_mnist as torchrun runs it, each rank then saving the student it ended with.
+EVERY_RANKS_STUDENT = textwrap.dedent("""
+    import torch
+    import torch.distributed as dist
+
+    import DFAD_mnist
+    from engine.dfad import distill
+    from runtime.cli import run_main
+    from runtime.device import setup
+
+
+    def main(args):
+        device = setup(args)
+        exp = DFAD_mnist.build(args)
+        distill(args, exp, device)
+        torch.save(exp.student.state_dict(), f"rank{dist.get_rank()}-student.pt")
+
+
+    if __name__ == "__main__":
+        run_main(DFAD_mnist.get_parser, main)
+""")
+
+
 def test_two_processes_train_one_run_and_rank_0_alone_writes(mnist_run):
-    result = torchrun(REPO / "DFAD_mnist.py", mnist_run)
+    script = mnist_run / "every_ranks_student.py"
+    script.write_text(EVERY_RANKS_STUDENT)
+    result = torchrun(script, mnist_run)
     assert result.returncode == 0, result.stderr[-3000:]
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
     assert [line.split(" test:")[0] for line in epoch_lines] == ["Epoch 1", "Epoch 2"]
@@ -46,6 +71,9 @@ def test_two_processes_train_one_run_and_rank_0_alone_writes(mnist_run):
                        "mnist-lenet5_half.pt"]  # no second writer's temporary files
     state = torch.load(mnist_run / STUDENT / "mnist-lenet5_half-state.pt", weights_only=True)
     assert state["epochs_done"] == 2 and state["config"]["batch_size"] == 8
+    ranks = [torch.load(mnist_run / f"rank{r}-student.pt", weights_only=True) for r in (0, 1)]
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) and torch.equal(ranks[0][k], v)
+               for k, v in state["student"].items())  # DDP kept the ranks' weights equal
 
 
 # A new experiment as a user writes one (docs/extending.md): DFAD_mnist's build(args) with its
