@@ -29,7 +29,10 @@ MAX_IMAGES = 16  # per grid: enough to judge, small enough for visdom and the PN
 def save_png(grid: np.ndarray, path: str | Path) -> None:
     """Write a C x H x W [0, 1] grid as a PNG, atomically (a viewer never sees half a file)."""
     pixels = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    write_image(Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels), path)
+
+
+def write_image(image: Image.Image, path: str | Path) -> None:
     write_all_atomic([(path, lambda f: image.save(f, format="PNG"))])
 
 
@@ -140,9 +143,9 @@ def save_segmentation_images(student: nn.Module, teacher: nn.Module, loader: Dat
                     "teacher": teacher(x).argmax(1)}
             rgb = MINUS_ONE_TO_ONE(images).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
             for i, img in enumerate(rgb):
-                Image.fromarray(img).save(out / f"{index}_img.png")
+                write_image(Image.fromarray(img), out / f"{index}_img.png")
                 for name, labels in maps.items():
                     colour = decode_target(labels[i].cpu().numpy())
-                    Image.fromarray(colour).save(out / f"{index}_{name}.png")
+                    write_image(Image.fromarray(colour), out / f"{index}_{name}.png")
                 index += 1
     return index

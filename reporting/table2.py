@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reporting.results_csv import read_csv_runs
+from runtime.files import write_all_atomic
 
 # (method as the paper names it, its number in the paper, our log files' prefix or why none)
 MNIST_ROWS = (
@@ -121,7 +122,6 @@ def plot_curves(found: dict[str, Runs], path: Path) -> bool:
            title="Table 2, MNIST: test accuracy of each run (dashed: unfinished)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    write_all_atomic([(path, lambda f: fig.savefig(f, format="png"))])
     return True

@@ -25,6 +25,7 @@ import DFAD_mnist
 import DFAD_nyu_deeplab
 from dataset import camvid, nyu
 from reporting.generator_health import class_histogram, normalized_entropy
+from reporting.sample_grids import write_image
 from runtime.cli import help_example, int_at_least, run_main
 from runtime.device import setup
 from runtime.errors import UserError
@@ -120,8 +121,7 @@ def main(args: argparse.Namespace) -> Path:
     picture = (segmentation_picture(rgb, logits, exp.panels.decode_target, CLASS_NAMES[name])
                if name in CLASS_NAMES else classification_picture(rgb, logits, args.per_class))
     out = Path(args.out or f"results/inspect-{Path(args.generator).stem}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out)
+    write_image(picture, out)
     print(f"wrote {out} ({picture.width}x{picture.height}): {n} samples of the {name} generator, "
           f"teacher class entropy {normalized_entropy(class_histogram(logits)):.3f} "
           "(1 = balanced, 0 = one class)")
