@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,15 +12,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from dataloader import get_dataloader
-from engine.dfad import Experiment, end_epoch, evaluate_epoch, test_only
+from engine.dfad import Experiment, end_epoch, evaluate_epoch, place, test_only
 from engine.evaluation import evaluate_classification
 from reporting.generator_health import GeneratorHealth
 from reporting.run_logger import RunLogger, log_point
 from reporting.sample_grids import MNIST_TO_UNIT, ClassificationPanels
 from runtime import device as devices
 from runtime.errors import UserError
-from runtime.files import companion_path, load_weights
-from runtime.speed import speed_up
+from runtime.files import companion_path
 from runtime.state import RunState, begin, step_schedulers
 
 
@@ -34,13 +32,7 @@ def prepare(args: argparse.Namespace, method: str,
                         "python, not torchrun")
     device = devices.setup(args)
     exp = build(args)
-    trained = any(True for _ in exp.generator.parameters())
-    speed_up(args, device, exp.teacher, exp.student, *([exp.generator] if trained else []))
-    if args.stu_ckpt:
-        load_weights(exp.student, args.stu_ckpt)
-        generator = companion_path(args.stu_ckpt, "generator")
-        if trained and Path(generator).is_file():
-            load_weights(exp.generator, generator)
+    place(args, exp, device)
     return exp, device
 
 

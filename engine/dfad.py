@@ -145,12 +145,8 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
     evaluates and writes."""
     if args.test_only:
         return [test_only(args, exp, device)]
-    teacher, student, generator = exp.teacher, exp.student, exp.generator
-    speed_up(args, device, teacher, student, generator)
-    if args.stu_ckpt:
-        load_weights(student, args.stu_ckpt)
-        if Path(companion_path(args.stu_ckpt, "generator")).is_file():
-            load_weights(generator, companion_path(args.stu_ckpt, "generator"))
+    place(args, exp, device)
+    student, generator = exp.student, exp.generator
     options = optimizer_options(args, device)
     optimizer_S = SGD(student.parameters(), lr=args.lr_S, momentum=STUDENT_MOMENTUM,
                       weight_decay=args.weight_decay, **options)
@@ -188,6 +184,23 @@ def distill(args: argparse.Namespace, exp: Experiment, device: torch.device) -> 
     return state.history
 
 
+def trained(generator: nn.Module) -> bool:
+    """Whether the generator has weights to train and save (not a KD baseline's input source)."""
+    return any(True for _ in generator.parameters())
+
+
+def place(args: argparse.Namespace, exp: Experiment, device: torch.device) -> None:
+    """The networks on `device` with the run's speed-ups (a KD input source stays where it is),
+    then --stu_ckpt's student and, where it has one beside it, its generator."""
+    speed_up(args, device, exp.teacher, exp.student,
+             *([exp.generator] if trained(exp.generator) else []))
+    if args.stu_ckpt:
+        load_weights(exp.student, args.stu_ckpt)
+        generator = companion_path(args.stu_ckpt, "generator")
+        if trained(exp.generator) and Path(generator).is_file():
+            load_weights(exp.generator, generator)
+
+
 def evaluate_epoch(args: argparse.Namespace, exp: Experiment, health: GeneratorHealth | None,
                    epoch: int, device: torch.device, test_latents: bool = True
                    ) -> tuple[dict[str, float], dict]:
@@ -216,7 +229,7 @@ def end_epoch(args: argparse.Namespace, exp: Experiment, state: RunState, logger
     best = []
     if state.end_epoch(metrics[exp.metric]):
         best.append((exp.student.state_dict(), exp.student_ckpt))
-        if any(True for _ in exp.generator.parameters()):  # not a KD input source
+        if trained(exp.generator):
             best.append((exp.generator.state_dict(),
                          companion_path(exp.student_ckpt, "generator")))
     if lr is None:
