@@ -149,6 +149,11 @@ def get_dataloader(args: argparse.Namespace, train: bool = True
     return train_loader, DataLoader(test_set, args.test_batch_size, shuffle=False, **options)
 
 
+def num_classes(args: argparse.Namespace) -> int:
+    """The model's outputs: --num_classes, else the dataset's."""
+    return args.num_classes or DATASETS[args.dataset].num_classes
+
+
 def check_num_classes(loader: DataLoader, num_classes: int) -> None:
     """More labels than outputs fails deep inside the loss; say it in one line up front."""
     classes = getattr(loader.dataset, "classes", None)

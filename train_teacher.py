@@ -8,7 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import StepLR
 
-from dataloader import CIFAR_MEAN, CIFAR_STD, DATASETS, check_num_classes, get_dataloader
+from dataloader import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    DATASETS,
+    check_num_classes,
+    get_dataloader,
+    num_classes,
+)
 from engine.evaluation import evaluate_classification
 from engine.flags import add_teacher_args
 from engine.teacher import TeacherRun, fit_teacher
@@ -73,10 +80,6 @@ def build(args: argparse.Namespace) -> nn.Module:
                             "use --dataset caltech101 (resnet34_8x is the CIFAR one)")
         model = torchvision_resnet.resnet34(classes, pretrained=args.pretrained)
     return load_weights(model, args.ckpt) if args.ckpt else model
-
-
-def num_classes(args: argparse.Namespace) -> int:
-    return args.num_classes or DATASETS[args.dataset].num_classes
 
 
 def main(args: argparse.Namespace) -> float:

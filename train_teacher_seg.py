@@ -6,7 +6,7 @@ import argparse
 
 from torch.optim.lr_scheduler import StepLR
 
-from dataloader import DATASETS, check_num_classes, get_dataloader
+from dataloader import check_num_classes, get_dataloader, num_classes
 from dataset.camvid import CamVid
 from dataset.nyu import NYUv2
 from engine.evaluation import evaluate_segmentation
@@ -69,10 +69,6 @@ def build(args: argparse.Namespace) -> DeepLabV3:
     except PretrainedWeightsUnavailable as err:
         raise UserError(f"{err} (on the command line: --no_pretrained)") from err
     return load_weights(model, args.ckpt) if args.ckpt else model
-
-
-def num_classes(args: argparse.Namespace) -> int:
-    return args.num_classes or DATASETS[args.dataset].num_classes
 
 
 def main(args: argparse.Namespace) -> float:
