@@ -2,7 +2,6 @@
 file only where a generator is trained), DAFL's terms reach the logs, KD-ORI resumes bit for bit,
 a bad input is one line; DAFL's objectives and the KD-ORI input stream."""
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,11 @@ from baselines import dafl_mnist, kd_mnist
 from baselines.kd_mnist import RealImages
 from network.gan import GeneratorA
 from runtime.cli import run_main
+from tests.helpers.local import free_port
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 TINY = ["--epoch_itrs", "1", "--batch_size", "4", "--test_batch_size", "8", "--device", "cpu",
         "--num_workers", "0"]
-
-
-def unused_port() -> int:
-    """Nothing listens there: the plots go to log/<run>.visdom.log."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -36,7 +29,7 @@ def work(tmp_path: Path, monkeypatch) -> Path:
 
 
 def train(module, *flags: str) -> list[float]:
-    args = module.get_parser().parse_args([*TINY, "--visdom_port", str(unused_port()), *flags])
+    args = module.get_parser().parse_args([*TINY, "--visdom_port", str(free_port()), *flags])
     return module.main(args)
 
 

@@ -14,15 +14,11 @@ from examples import bn_statistics_cifar, own_pair_mnist
 from network.resnet_8x import ResNet34_8x
 from runtime.cli import run_main
 from tests.helpers.cifar_fixtures import cifar_checksums_for, write_tiny_cifar10
+from tests.helpers.local import snapshot
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 
 TINY = ["--epochs", "2", "--epoch_itrs", "1", "--batch_size", "4", "--test_batch_size", "4",
         "--num_workers", "0", "--no_visdom", "--data_root", "data"]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
 
 
 @pytest.fixture

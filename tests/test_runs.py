@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import engine.dfad
 from network.lenet import LeNet5Half
 from reporting.results_csv import read_csv_runs
 from runtime.cli import run_main
+from tests.helpers.local import free_port, snapshot
 from tests.helpers.mnist_fixtures import write_random_teacher, write_tiny_mnist
 from tests.helpers.waiting import wait_for_file
 
@@ -65,12 +65,6 @@ def run_cli(capsys, *flags: str, get_parser=DFAD_mnist.get_parser) -> tuple[int,
 
 def one_line(err: str) -> bool:
     return len(err.strip().splitlines()) == 1 and err.strip().startswith("error: ")
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file's mtime and bytes; the lock is left out (it names whoever takes it)."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
 
 
 def same(a, b) -> bool:
@@ -247,14 +241,8 @@ def test_every_run_keeps_its_config(work, monkeypatch):
     assert ids == runs.keys()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_test_only_tests_the_runs_best_student_and_writes_nothing(work, capsys):
-    visdom = ["--visdom_port", str(closed_port())]
+    visdom = ["--visdom_port", str(free_port())]
     history = run("--epochs", "3", *visdom, visdom=True)
     assert Path("log/DFAD-mnist.visdom.log").stat().st_size > 0
     before = snapshot(work)

@@ -3,7 +3,6 @@ under --original_numerics, an epoch-granular resume equal to a run never stopped
 left alone, one-line refusals, the segmentation teacher's files."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from engine.objectives import focal_loss
 from network.lenet import LeNet5
 from network.segmentation import deeplabv3_resnet50
 from runtime.cli import run_main
+from tests.helpers.local import free_port
 from tests.helpers.mnist_fixtures import write_random_teacher, write_structured_mnist
 from tests.helpers.segmentation_fixtures import write_tiny_camvid
 
@@ -154,12 +154,6 @@ def test_bad_inputs_are_one_line(argv, says, tmp_path, monkeypatch, capsys):
     assert says in err and not list(tmp_path.iterdir())
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_segmentation_teacher_is_the_original_and_writes_its_files(tmp_path, monkeypatch):
     """Two epochs of DeepLabV3-ResNet50 (dropout, focal loss, mIoU) on a tiny CamVid with a
@@ -171,7 +165,7 @@ def test_segmentation_teacher_is_the_original_and_writes_its_files(tmp_path, mon
         ["--dataset", "camvid", "--data_root", "data/CamVid", "--no_pretrained", "--epochs", "2",
          "--batch_size", "2", "--test_batch_size", "2", "--scheduler", "--step_size", "1",
          "--original_numerics", "--device", "cpu", "--num_workers", "0",
-         "--visdom_port", str(closed_port())])
+         "--visdom_port", str(free_port())])
     best = train_teacher_seg.main(args)
     stem = "camvid-deeplabv3_resnet50"
     state = torch.load(f"checkpoint/teacher/{stem}-state.pt", weights_only=True)

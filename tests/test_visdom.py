@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import DFAD_mnist
+from tests.helpers.local import free_port
 from utils import visualizer
 from utils.visualizer import VisdomPlotter
 
@@ -30,12 +31,6 @@ TINY = ["--epoch_itrs", "4", "--log-interval", "2", "--batch_size", "4", "--test
         "--num_workers", "0", "--data_root", "data", "--device", "cpu"]
 # Without download_scripts(): a server for the plotting tests needs no static files at all.
 SERVER_NO_DOWNLOAD = "from visdom.server.run_server import main; main()"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_is_up(port: int) -> bool:
