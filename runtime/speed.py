@@ -79,9 +79,11 @@ def speed_up(args: argparse.Namespace, device: torch.device, *networks: nn.Modul
         if device.type == "cpu" and isinstance(net, gan.GeneratorA):
             fuse_upsample_conv(net)
         net.to(device, memory_format=torch.channels_last)
-        for layer in net.modules():  # a reshaped linear output enters the first BatchNorm
-            if isinstance(layer, nn.BatchNorm2d):
-                layer.register_forward_pre_hook(_channels_last_input)
+        # A generator's reshaped linear output enters its first BatchNorm in NCHW; every later
+        # layer then gets channels_last from the one before. One hook, not one per BatchNorm.
+        first = next((m for m in net.modules() if isinstance(m, nn.BatchNorm2d)), None)
+        if first is not None:
+            first.register_forward_pre_hook(_channels_last_input)
         if args.compile:
             net.compile()  # in place: the state_dict keys stay the original's
 
